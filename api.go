@@ -1,0 +1,753 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// This file speaks HTTP: the routes, the handlers, the envelope every
+// response is wrapped in, and JSON in and out.
+
+// newServer builds the whole HTTP handler of the program. Tests build the
+// same one on a temporary database.
+func newServer(logger *slog.Logger, store *Store, auth *authenticator) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, store, auth)
+	var h http.Handler = envelopeFallback(mux)
+	h = recoverPanics(logger, h)
+	h = logRequests(logger, h)
+	return h
+}
+
+// addRoutes is the table of contents of the API: every route, with the key
+// scope it needs, in the order of the README.
+func addRoutes(mux *http.ServeMux, store *Store, auth *authenticator) {
+	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store)))
+	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store)))
+	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, handleCreateTutorial(store)))
+	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handlePatchTutorial(store)))
+	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleReplaceTutorial(store)))
+	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleDeleteTutorial(store)))
+	mux.Handle("GET /healthz", handleHealthz(store))
+}
+
+// ---- The envelope ----
+
+// envelope is the body of every response:
+// {"data": ..., "error": ..., "status": ...}.
+type envelope struct {
+	Data   any     `json:"data"`
+	Error  *string `json:"error"`
+	Status int     `json:"status"`
+}
+
+// writeJSON writes data in the envelope with status.
+func writeJSON(w http.ResponseWriter, status int, data any) {
+	writeEnvelope(w, envelope{Data: data, Status: status})
+}
+
+// writeEnvelope encodes env in full before writing anything, so that a value
+// that fails to encode becomes a clean 500 rather than half a body.
+func writeEnvelope(w http.ResponseWriter, env envelope) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // text comes back exactly as sent: "<" stays "<"
+	if err := enc.Encode(env); err != nil {
+		msg := msgInternal
+		env = envelope{Error: &msg, Status: http.StatusInternalServerError}
+		buf.Reset()
+		enc.Encode(env) // an envelope of a string cannot fail to encode
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(env.Status)
+	w.Write(buf.Bytes())
+}
+
+// ---- Errors ----
+
+const msgInternal = "Internal server error"
+
+// apiError is a problem the client caused or should know of: its message is
+// written to the client as it is.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// errorResponse is the one place that decides which error becomes which
+// status. Errors it does not know are internal: the client gets a bland 500
+// and the log gets the cause.
+func errorResponse(err error) (status int, msg string) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status, ae.msg
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, "Tutorial not found"
+	case errors.Is(err, ErrSlugTaken):
+		return http.StatusConflict, "Slug already exists"
+	default:
+		return http.StatusInternalServerError, msgInternal
+	}
+}
+
+// writeError answers with the envelope for err. An internal error's cause is
+// kept for the request's log line; it never reaches the client.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := errorResponse(err)
+	if status == http.StatusInternalServerError {
+		requestInfoFrom(r.Context()).err = err
+	}
+	writeEnvelope(w, envelope{Error: &msg, Status: status})
+}
+
+// ---- Middleware ----
+
+// requestInfo travels with a request in its context, so that the handlers
+// deep inside can tell the log line about it: which key was used, and the
+// cause of a 500.
+type requestInfo struct {
+	id    string
+	keyID int64
+	err   error
+}
+
+type requestInfoKey struct{}
+
+// requestInfoFrom returns the request's info. Outside logRequests (a handler
+// called on its own) it returns a throwaway one, so callers need no checks.
+func requestInfoFrom(ctx context.Context) *requestInfo {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		return info
+	}
+	return &requestInfo{}
+}
+
+// responseRecorder remembers what was written, for the log line.
+type responseRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (rec *responseRecorder) WriteHeader(status int) {
+	if rec.status == 0 {
+		rec.status = status
+	}
+	rec.ResponseWriter.WriteHeader(status)
+}
+
+func (rec *responseRecorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	n, err := rec.ResponseWriter.Write(b)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (rec *responseRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// logRequests writes one line per request: method, path, status, bytes,
+// duration, key id and request id. Never a header value other than the
+// request id, never a query string, never a body: they may hold a key or
+// someone's text.
+func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &requestInfo{id: requestID(r.Header.Get("X-Request-ID"))}
+		w.Header().Set("X-Request-ID", info.id)
+		// No response of ours is meant to be sniffed as anything but JSON.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		rec := &responseRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
+
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Duration("duration", time.Since(start)),
+			slog.Int64("key_id", info.keyID),
+			slog.String("request_id", info.id),
+		}
+		level := slog.LevelInfo
+		if info.err != nil {
+			level = slog.LevelError
+			attrs = append(attrs, slog.String("error", info.err.Error()))
+		}
+		logger.LogAttrs(r.Context(), level, "request", attrs...)
+	})
+}
+
+// requestID returns the client's X-Request-ID when it is a sensible token,
+// so that a request can be followed across a proxy and this server's log;
+// otherwise a new random one. The client's value is bounded and restricted
+// to plain characters because it goes into the log.
+func requestID(fromClient string) string {
+	if len(fromClient) > 0 && len(fromClient) <= 128 && !strings.ContainsFunc(fromClient, func(c rune) bool {
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("-_.:", c))
+	}) {
+		return fromClient
+	}
+	// Not a secret, only unique enough to find in a log, so the fast
+	// math/rand is fine.
+	return fmt.Sprintf("%016x", rand.Uint64())
+}
+
+// recoverPanics turns a panic in a handler into a 500 envelope, and logs the
+// panic with its stack. The client never sees either.
+func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { // the documented way to abort a response
+				panic(v)
+			}
+			logger.Error("panic", "request_id", requestInfoFrom(r.Context()).id,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if rec, ok := w.(*responseRecorder); ok && rec.status != 0 {
+				// Too late for an envelope: the status is out. Cut the
+				// connection so the client cannot take half a body for a
+				// whole one.
+				panic(http.ErrAbortHandler)
+			}
+			requestInfoFrom(r.Context()).err = fmt.Errorf("panic: %v", v)
+			msg := msgInternal
+			writeEnvelope(w, envelope{Error: &msg, Status: http.StatusInternalServerError})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// envelopeFallback answers in the envelope where ServeMux would answer on its
+// own, in plain text: an unknown path (404) or a known path with a method it
+// does not take (405, with Allow).
+func envelopeFallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// ServeMux redirects a path like /api//v1/ to its clean form. An API
+		// client wants an answer, not a redirect: such a path names nothing.
+		if _, pattern := mux.Handler(r); pattern != "" && r.URL.Path == cleanPath(r.URL.Path) {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, r, &apiError{http.StatusMethodNotAllowed, "Method not allowed"})
+			return
+		}
+		writeError(w, r, &apiError{http.StatusNotFound, "Not found"})
+	})
+}
+
+// cleanPath is path with "." and ".." and doubled slashes resolved, the way
+// ServeMux sees it, keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := (&url.URL{Path: p}).JoinPath().Path // JoinPath cleans
+	if strings.HasSuffix(p, "/") && !strings.HasSuffix(c, "/") {
+		c += "/"
+	}
+	return c
+}
+
+// allowedMethods lists the methods the mux has a route for at r's path.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost,
+		http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host}
+		if _, pattern := mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// ---- JSON in ----
+
+// maxBodyBytes bounds a request body: far above any tutorial (content is at
+// most 200,000 characters), far below what could hurt the server.
+const maxBodyBytes = 1 << 20
+
+const msgNotJSON = "Request body must be JSON"
+
+// readObject reads the request body as one JSON object and returns its
+// members undecoded, so that each field can be checked on its own and every
+// problem reported at once.
+func readObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, error) {
+	if r.ContentLength == 0 {
+		return nil, &apiError{http.StatusBadRequest, msgNotJSON}
+	}
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mediaType != "application/json" {
+		return nil, &apiError{http.StatusUnsupportedMediaType, "Content-Type must be application/json"}
+	}
+	if r.ContentLength > maxBodyBytes {
+		return nil, &apiError{http.StatusRequestEntityTooLarge, "Request body too large"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, &apiError{http.StatusRequestEntityTooLarge, "Request body too large"}
+		}
+		return nil, &apiError{http.StatusBadRequest, "Could not read the request body"}
+	}
+	if !json.Valid(body) {
+		return nil, &apiError{http.StatusBadRequest, msgNotJSON}
+	}
+	if kind := jsonKind(body); kind != "object" {
+		return nil, &apiError{http.StatusBadRequest, "Request body must be a JSON object, not " + kind}
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, &apiError{http.StatusBadRequest, msgNotJSON}
+	}
+	return fields, nil
+}
+
+// jsonKind names the kind of a valid JSON value from its first character.
+func jsonKind(v []byte) string {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	if len(v) == 0 {
+		return "empty"
+	}
+	switch v[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+// ---- Tutorials: validation ----
+
+// The rules of section 3 of the contract.
+var slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+const (
+	maxTitle         = 200
+	maxSlug          = 100
+	maxExcerpt       = 500
+	maxContent       = 200_000
+	maxCategory      = 50
+	maxEstimatedTime = 100_000
+
+	defaultCategory   = "backend"
+	defaultDifficulty = "beginner"
+)
+
+var difficulties = []string{"beginner", "intermediate", "advanced"}
+
+// writableFields are the fields a client may send, in the order problems
+// with them are reported.
+var writableFields = []string{"title", "slug", "excerpt", "content", "category",
+	"difficulty", "estimated_time", "published_at"}
+
+// readOnlyFields are set by the server; sending one is an error rather than
+// silently ignored, so that a client learns its value did not stick.
+var readOnlyFields = []string{"id", "created_at", "updated_at"}
+
+// inputMode says what a body is for: a whole tutorial (create, replace) or
+// a change (patch).
+type inputMode int
+
+const (
+	wholeTutorial inputMode = iota
+	tutorialChange
+)
+
+// parseTutorial checks the members of a request body against the rules of
+// the contract and returns them as a TutorialInput. A whole tutorial gets the
+// defaults for fields not sent; a change keeps only what was sent. All
+// problems are reported at once, joined by "; ".
+func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialInput, error) {
+	in := TutorialInput{
+		Category:   defaultCategory,
+		Difficulty: defaultDifficulty,
+		Sent:       make(map[string]bool, len(fields)),
+	}
+	var problems []string
+	problem := func(format string, args ...any) {
+		problems = append(problems, fmt.Sprintf(format, args...))
+	}
+
+	for _, name := range writableFields {
+		raw, ok := fields[name]
+		if !ok {
+			if mode == wholeTutorial && (name == "title" || name == "slug") {
+				problem("%s is required", name)
+			}
+			continue
+		}
+		in.Sent[name] = true
+		switch name {
+		case "title":
+			s, ok := jsonString(raw)
+			switch s = strings.TrimSpace(s); {
+			case !ok:
+				problem("title must be a string")
+			case s == "":
+				problem("title is required")
+			case utf8.RuneCountInString(s) > maxTitle:
+				problem("title must be at most %d characters", maxTitle)
+			}
+			in.Title = s
+		case "slug":
+			s, ok := jsonString(raw)
+			switch {
+			case !ok:
+				problem("slug must be a string")
+			case strings.TrimSpace(s) == "":
+				problem("slug is required")
+			case len(s) > maxSlug:
+				problem("slug must be at most %d characters", maxSlug)
+			case !slugPattern.MatchString(s):
+				problem("slug must be lowercase letters and digits in words joined by single hyphens, like my-first-tutorial")
+			}
+			in.Slug = s
+		case "excerpt":
+			s, ok := jsonString(raw)
+			switch {
+			case !ok:
+				problem("excerpt must be a string")
+			case utf8.RuneCountInString(s) > maxExcerpt:
+				problem("excerpt must be at most %d characters", maxExcerpt)
+			}
+			in.Excerpt = s
+		case "content":
+			s, ok := jsonString(raw)
+			switch {
+			case !ok:
+				problem("content must be a string")
+			case utf8.RuneCountInString(s) > maxContent:
+				problem("content must be at most %d characters", maxContent)
+			}
+			in.Content = s
+		case "category":
+			s, ok := jsonString(raw)
+			switch s = strings.TrimSpace(s); {
+			case !ok:
+				problem("category must be a string")
+			case s == "" || utf8.RuneCountInString(s) > maxCategory:
+				problem("category must be 1 to %d characters", maxCategory)
+			}
+			in.Category = s
+		case "difficulty":
+			s, ok := jsonString(raw)
+			switch {
+			case !ok:
+				problem("difficulty must be a string")
+			case !slices.Contains(difficulties, s):
+				problem("difficulty must be one of %s", strings.Join(difficulties, ", "))
+			}
+			in.Difficulty = s
+		case "estimated_time":
+			if string(raw) == "null" {
+				in.EstimatedTime = nil
+				break
+			}
+			var n int64
+			if err := json.Unmarshal(raw, &n); err != nil {
+				problem("estimated_time must be an integer or null")
+				break
+			}
+			if n < 0 || n > maxEstimatedTime {
+				problem("estimated_time must be between 0 and %d minutes", maxEstimatedTime)
+			}
+			in.EstimatedTime = &n
+		case "published_at":
+			s, ok := jsonString(raw)
+			if !ok {
+				problem("published_at must be a string")
+				break
+			}
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				problem("published_at must be an RFC 3339 time, like 2026-11-24T21:17:33Z")
+				break
+			}
+			t = t.UTC().Truncate(time.Second)
+			in.PublishedAt = &t
+		}
+	}
+
+	var unknown []string
+	for name := range fields {
+		switch {
+		case slices.Contains(readOnlyFields, name):
+			problem("%s is read-only", name)
+		case !slices.Contains(writableFields, name):
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown) // map order is random; messages should not be
+	for _, name := range unknown {
+		problem("unknown field %q", name)
+	}
+
+	if len(problems) > 0 {
+		return in, &apiError{http.StatusBadRequest, strings.Join(problems, "; ")}
+	}
+	return in, nil
+}
+
+// jsonString decodes raw if it is a JSON string. (json.Unmarshal alone would
+// quietly accept null and leave the string empty.)
+func jsonString(raw json.RawMessage) (string, bool) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// validSlug reports whether a slug from a path could name a tutorial. One
+// that could not is a 404 without asking the database.
+func validSlug(s string) bool {
+	return len(s) <= maxSlug && slugPattern.MatchString(s)
+}
+
+// ---- Tutorials: the list query ----
+
+const (
+	defaultPerPage = 20
+	maxPerPage     = 100
+	defaultSort    = "-published_at"
+)
+
+var sortNames = []string{"-published_at", "published_at", "title", "-title"}
+
+// parseListQuery reads the list's query parameters. Unknown parameters are
+// ignored; a bad value of a known one is a 400 naming it.
+func parseListQuery(q url.Values) (ListParams, error) {
+	p := ListParams{Page: 1, PerPage: defaultPerPage, Sort: defaultSort}
+	var problems []string
+
+	if s := q.Get("page"); s != "" {
+		n, ok := positiveInt(s)
+		if !ok {
+			problems = append(problems, "page must be an integer of at least 1")
+		}
+		p.Page = n
+	}
+	if s := q.Get("per_page"); s != "" {
+		n, ok := positiveInt(s)
+		if !ok {
+			problems = append(problems, "per_page must be an integer of at least 1")
+		}
+		p.PerPage = min(n, maxPerPage)
+	}
+	p.Category = q.Get("category")
+	if s := q.Get("difficulty"); s != "" {
+		if !slices.Contains(difficulties, s) {
+			problems = append(problems, "difficulty must be one of "+strings.Join(difficulties, ", "))
+		}
+		p.Difficulty = s
+	}
+	if s := q.Get("sort"); s != "" {
+		if !slices.Contains(sortNames, s) {
+			problems = append(problems, "sort must be one of "+strings.Join(sortNames, ", "))
+		}
+		p.Sort = s
+	}
+
+	if len(problems) > 0 {
+		return p, &apiError{http.StatusBadRequest, strings.Join(problems, "; ")}
+	}
+	return p, nil
+}
+
+// positiveInt parses a decimal integer of at least 1. One too large for an
+// int64 is still a valid number, only a very large one: it counts as the
+// largest int64 (a page past any end, a per_page of 100).
+func positiveInt(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
+		return math.MaxInt64, true
+	}
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return n, true
+}
+
+// ---- Tutorials: handlers ----
+
+// tutorialPage is the data of a list response.
+type tutorialPage struct {
+	Tutorials  []TutorialSummary `json:"tutorials"`
+	Page       int64             `json:"page"`
+	PerPage    int64             `json:"per_page"`
+	Total      int64             `json:"total"`
+	TotalPages int64             `json:"total_pages"`
+}
+
+func handleListTutorials(store *Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := parseListQuery(r.URL.Query())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		list, total, err := store.ListTutorials(r.Context(), p)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, tutorialPage{
+			Tutorials:  list,
+			Page:       p.Page,
+			PerPage:    p.PerPage,
+			Total:      total,
+			TotalPages: (total + p.PerPage - 1) / p.PerPage,
+		})
+	})
+}
+
+func handleGetTutorial(store *Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slug := r.PathValue("slug")
+		if !validSlug(slug) {
+			writeError(w, r, ErrNotFound)
+			return
+		}
+		t, err := store.TutorialBySlug(r.Context(), slug)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, t)
+	})
+}
+
+func handleCreateTutorial(store *Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := readTutorial(w, r, wholeTutorial)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		t, err := store.CreateTutorial(r.Context(), in, time.Now())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Location", "/api/v1/tutorials/"+t.Slug)
+		writeJSON(w, http.StatusCreated, t)
+	})
+}
+
+func handlePatchTutorial(store *Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := readTutorial(w, r, tutorialChange)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		slug := r.PathValue("slug")
+		if !validSlug(slug) {
+			writeError(w, r, ErrNotFound)
+			return
+		}
+		t, err := store.PatchTutorial(r.Context(), slug, in, time.Now())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, t)
+	})
+}
+
+func handleReplaceTutorial(store *Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := readTutorial(w, r, wholeTutorial)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		slug := r.PathValue("slug")
+		if !validSlug(slug) {
+			writeError(w, r, ErrNotFound)
+			return
+		}
+		t, err := store.ReplaceTutorial(r.Context(), slug, in, time.Now())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, t)
+	})
+}
+
+func handleDeleteTutorial(store *Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slug := r.PathValue("slug")
+		if !validSlug(slug) {
+			writeError(w, r, ErrNotFound)
+			return
+		}
+		if err := store.DeleteTutorial(r.Context(), slug); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// readTutorial reads and checks a tutorial from the request body.
+func readTutorial(w http.ResponseWriter, r *http.Request, mode inputMode) (TutorialInput, error) {
+	fields, err := readObject(w, r)
+	if err != nil {
+		return TutorialInput{}, err
+	}
+	return parseTutorial(fields, mode)
+}
+
+// ---- Health ----
+
+func handleHealthz(store *Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := store.Ping(r.Context()); err != nil {
+			requestInfoFrom(r.Context()).err = err
+			writeError(w, r, &apiError{http.StatusServiceUnavailable, "Database unavailable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}

@@ -1,0 +1,426 @@
+// Command tutorials serves a versioned JSON API for a library of tutorials,
+// guarded by API keys, on one SQLite file.
+//
+//	tutorials [serve] [flags]                 run the server (the default)
+//	tutorials keys create -name NAME [-scope read|write]
+//	tutorials keys list
+//	tutorials keys revoke ID
+//	tutorials version
+//
+// See README.md for the API and the flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3". A
+// plain go build falls back to what the Go toolchain recorded.
+var version = ""
+
+func main() {
+	// SIGINT (Ctrl-C) and SIGTERM (systemd, docker stop) cancel ctx, which
+	// starts a graceful shutdown.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	var usage *usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "tutorials:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "tutorials:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a command line that makes no sense. It exits 2, other
+// failures 1, as is the custom for command-line tools.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+const usageText = `usage:
+  tutorials [serve] [-addr ADDR] [-db FILE] [-rate N] [-burst N] [-log-format text|json]
+  tutorials keys create -name NAME [-scope read|write] [-db FILE]
+  tutorials keys list [-db FILE]
+  tutorials keys revoke [-db FILE] ID
+  tutorials version
+`
+
+// run is the whole program, with the outside world passed in, so that tests
+// can run it as it is: arguments, environment and output are parameters, and
+// cancelling ctx stops a server.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return runServe(ctx, args, getenv, stderr)
+	case "keys":
+		if len(args) == 0 {
+			return usagef("keys needs a subcommand: create, list or revoke")
+		}
+		switch sub, args := args[0], args[1:]; sub {
+		case "create":
+			return runKeysCreate(ctx, args, getenv, stdout)
+		case "list":
+			return runKeysList(ctx, args, getenv, stdout)
+		case "revoke":
+			return runKeysRevoke(ctx, args, getenv, stdout)
+		default:
+			return usagef("unknown keys subcommand %q: want create, list or revoke", sub)
+		}
+	case "version":
+		fmt.Fprintln(stdout, "tutorials", buildVersion())
+		return nil
+	case "help":
+		fmt.Fprint(stdout, usageText)
+		return nil
+	default:
+		return usagef("unknown command %q (try tutorials help)", cmd)
+	}
+}
+
+// ---- Configuration ----
+
+// config is every setting of the server. Each has a flag and an environment
+// variable; the flag wins over the variable, which wins over the default.
+type config struct {
+	addr      string
+	db        string
+	rate      float64
+	burst     int
+	logFormat string
+}
+
+// newFlagSet returns a flag set that reports errors as a usageError of one
+// line instead of printing the usage text.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseFlags parses args, turning a bad flag into a usageError.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return usagef("%s", strings.TrimSpace(usageText))
+		}
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	return nil
+}
+
+// dbFlag adds -db, which every command takes, defaulting to TUTORIALS_DB.
+func dbFlag(fs *flag.FlagSet, getenv func(string) string) *string {
+	def := getenv("TUTORIALS_DB")
+	if def == "" {
+		def = "tutorials.db"
+	}
+	return fs.String("db", def, "SQLite database file")
+}
+
+// parseServeConfig reads the serve command's flags over its environment.
+// The environment sets each flag's default, so a flag given beats it.
+func parseServeConfig(args []string, getenv func(string) string) (config, error) {
+	cfg := config{addr: ":8080", rate: 10, burst: 20, logFormat: "text"}
+	if v := getenv("PORT"); v != "" { // the convention of most hosting platforms
+		cfg.addr = ":" + v
+	}
+	if v := getenv("TUTORIALS_ADDR"); v != "" {
+		cfg.addr = v
+	}
+	if v := getenv("TUTORIALS_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return cfg, usagef("TUTORIALS_RATE: %q is not a number", v)
+		}
+		cfg.rate = f
+	}
+	if v := getenv("TUTORIALS_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, usagef("TUTORIALS_BURST: %q is not an integer", v)
+		}
+		cfg.burst = n
+	}
+	if v := getenv("TUTORIALS_LOG_FORMAT"); v != "" {
+		cfg.logFormat = v
+	}
+
+	fs := newFlagSet("serve")
+	fs.StringVar(&cfg.addr, "addr", cfg.addr, "address to listen on")
+	db := dbFlag(fs, getenv)
+	fs.Float64Var(&cfg.rate, "rate", cfg.rate, "requests per second per key; 0 turns limiting off")
+	fs.IntVar(&cfg.burst, "burst", cfg.burst, "requests a key may make at once")
+	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return cfg, err
+	}
+	cfg.db = *db
+
+	switch {
+	case fs.NArg() > 0:
+		return cfg, usagef("serve takes no arguments, got %q", fs.Arg(0))
+	case cfg.logFormat != "text" && cfg.logFormat != "json":
+		return cfg, usagef("-log-format must be text or json, not %q", cfg.logFormat)
+	case cfg.rate < 0:
+		return cfg, usagef("-rate must be 0 or more")
+	case cfg.burst < 1:
+		return cfg, usagef("-burst must be at least 1")
+	}
+	return cfg, nil
+}
+
+// newLogger returns the server's logger, writing to w in format.
+func newLogger(w io.Writer, format string) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// ---- serve ----
+
+// Timeouts of the HTTP server. Without them one slow client per connection
+// can hold the server's sockets forever (slowloris).
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+
+	// shutdownTimeout is how long requests in flight get to finish.
+	shutdownTimeout = 10 * time.Second
+	// saveUsageEvery is how often last_used_at reaches the database.
+	saveUsageEvery = time.Minute
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.logFormat)
+
+	store, err := OpenStore(ctx, cfg.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close() // for the early returns; Close is idempotent
+
+	if err := bootstrapKey(ctx, store, stderr); err != nil {
+		return err
+	}
+
+	usage := newKeyUsage()
+	srv := &http.Server{
+		Handler:           newServer(logger, store, newAuthenticator(store, usage)),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	// Listen before logging, so that the log shows the real address (with
+	// -addr :0, the port the system chose).
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "db", cfg.db, "version", buildVersion())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	ticker := time.NewTicker(saveUsageEvery)
+	defer ticker.Stop()
+	for running := true; running; {
+		select {
+		case err := <-serveErr:
+			return err // Serve only returns early on a listener failure
+		case <-ticker.C:
+			if err := usage.save(ctx, store); err != nil {
+				logger.Error("saving key usage", "error", err)
+			}
+		case <-ctx.Done():
+			running = false
+		}
+	}
+
+	logger.Info("shutting down", "timeout", shutdownTimeout)
+	// ctx is already cancelled: the shutdown gets a context of its own.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if saveErr := usage.save(shutdownCtx, store); saveErr != nil {
+		err = errors.Join(err, fmt.Errorf("saving key usage: %w", saveErr))
+	}
+	if closeErr := store.Close(); closeErr != nil {
+		err = errors.Join(err, fmt.Errorf("closing database: %w", closeErr))
+	}
+	if err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// bootstrapKey makes sure a fresh install can be used: when no key is
+// active it creates one named "default" and shows it, once, on stderr.
+func bootstrapKey(ctx context.Context, store *Store, stderr io.Writer) error {
+	ok, err := store.HasActiveKey(ctx)
+	if err != nil || ok {
+		return err
+	}
+	key, _, err := issueKey(ctx, store, "default", scopeWrite)
+	if err != nil {
+		return fmt.Errorf("create the first key: %w", err)
+	}
+	fmt.Fprintf(stderr, "\nNo active API key yet, so one was created (name \"default\", scope write):\n\n"+
+		"    %s\n\nSave it now: it will not be shown again.\n\n", key)
+	return nil
+}
+
+// ---- keys ----
+
+func runKeysCreate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("keys create")
+	db := dbFlag(fs, getenv)
+	name := fs.String("name", "", "who or what the key is for")
+	scope := fs.String("scope", scopeWrite, "read or write")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usagef("keys create takes no arguments, got %q", fs.Arg(0))
+	case strings.TrimSpace(*name) == "":
+		return usagef("keys create needs -name")
+	case *scope != scopeRead && *scope != scopeWrite:
+		return usagef("-scope must be read or write, not %q", *scope)
+	}
+	store, err := OpenStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	key, _, err := issueKey(ctx, store, strings.TrimSpace(*name), *scope)
+	if err != nil {
+		return err
+	}
+	// Only the key, so that scripts can capture it: KEY=$(tutorials keys create -name ci)
+	fmt.Fprintln(stdout, key)
+	return nil
+}
+
+func runKeysList(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("keys list")
+	db := dbFlag(fs, getenv)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("keys list takes no arguments, got %q", fs.Arg(0))
+	}
+	store, err := OpenStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	keys, err := store.APIKeys(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPE\tACTIVE\tCREATED\tLAST USED")
+	for _, k := range keys {
+		lastUsed := "never"
+		if !k.LastUsedAt.IsZero() {
+			lastUsed = formatTime(k.LastUsedAt)
+		}
+		active := "yes"
+		if !k.Active {
+			active = "no"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			k.ID, k.Name, k.Prefix, k.Scope, active, formatTime(k.CreatedAt), lastUsed)
+	}
+	return tw.Flush()
+}
+
+func runKeysRevoke(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("keys revoke")
+	db := dbFlag(fs, getenv)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("keys revoke takes one key id (see tutorials keys list)")
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if err != nil {
+		return usagef("keys revoke: %q is not a key id", fs.Arg(0))
+	}
+	store, err := OpenStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.RevokeKey(ctx, id); errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("no key with id %d", id)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked key %d\n", id)
+	return nil
+}
+
+// ---- version ----
+
+// buildVersion is the version set with -ldflags, else the module version and
+// commit the Go toolchain recorded in the binary.
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v + " " + info.GoVersion
+}

@@ -1,0 +1,51 @@
+-- The schema of tutorials, as numbered migrations.
+--
+-- Each "-- migration N: why" line starts migration N. At start the store runs,
+-- in order and each in its own transaction, every migration whose number is
+-- above the database's PRAGMA user_version, then sets user_version to N. So a
+-- new database gets them all and an existing one only what it lacks. Never
+-- edit a migration that has shipped: add a new one below.
+--
+-- Timestamps are TEXT in the fixed-width form YYYY-MM-DDTHH:MM:SSZ, so that
+-- the sqlite3 shell shows them readably and text order is time order.
+
+-- migration 1: tutorials and API keys
+CREATE TABLE tutorials (
+    id             INTEGER PRIMARY KEY,
+    title          TEXT    NOT NULL,
+    slug           TEXT    NOT NULL UNIQUE,
+    excerpt        TEXT    NOT NULL DEFAULT '',
+    content        TEXT    NOT NULL DEFAULT '',
+    category       TEXT    NOT NULL DEFAULT 'backend',
+    difficulty     TEXT    NOT NULL DEFAULT 'beginner'
+                           CHECK (difficulty IN ('beginner', 'intermediate', 'advanced')),
+    estimated_time INTEGER CHECK (estimated_time BETWEEN 0 AND 100000),
+    published_at   TEXT    NOT NULL,
+    created_at     TEXT    NOT NULL,
+    updated_at     TEXT    NOT NULL
+);
+
+-- The list is ordered by (sort column, id DESC) so that ties never reorder
+-- between pages. SQLite reads an index backwards as easily as forwards, so
+-- (published_at, id) serves "-published_at" and the "_desc" twins serve the
+-- ascending sorts, where id still runs descending.
+CREATE INDEX tutorials_published      ON tutorials (published_at, id);
+CREATE INDEX tutorials_published_desc ON tutorials (published_at, id DESC);
+CREATE INDEX tutorials_title          ON tutorials (title, id);
+CREATE INDEX tutorials_title_desc     ON tutorials (title, id DESC);
+-- The filters, with the default order behind them.
+CREATE INDEX tutorials_category   ON tutorials (category, published_at, id);
+CREATE INDEX tutorials_difficulty ON tutorials (difficulty, published_at, id);
+
+-- A key itself is never stored: only the SHA-256 of it, to look it up, and
+-- its first characters, so that a person can tell keys apart in a listing.
+CREATE TABLE api_keys (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT    NOT NULL,
+    prefix       TEXT    NOT NULL,
+    hash         BLOB    NOT NULL UNIQUE,
+    scope        TEXT    NOT NULL DEFAULT 'write' CHECK (scope IN ('read', 'write')),
+    active       INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    created_at   TEXT    NOT NULL,
+    last_used_at TEXT
+);

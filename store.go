@@ -1,0 +1,599 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// This file is the only one that speaks SQL. Every method takes a context so
+// that a client that hangs up cancels its query, and shutdown can drain.
+
+// Errors the store returns for the API to turn into statuses. Any other error
+// is unexpected: the API logs it and answers 500.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrSlugTaken = errors.New("slug already exists")
+)
+
+//go:embed schema.sql
+var schemaSQL string
+
+// timeFormat is how every timestamp is stored and returned: RFC 3339 in UTC
+// with whole seconds, "2026-11-24T21:17:33Z". Fixed width, so text order in
+// SQLite is time order.
+const timeFormat = "2006-01-02T15:04:05Z"
+
+// formatTime renders t the one way the database and the API know.
+func formatTime(t time.Time) string {
+	return t.UTC().Truncate(time.Second).Format(timeFormat)
+}
+
+// readConns is the size of the read pool. With a pure-Go driver each query
+// keeps a core busy, so a few connections beat many on a small machine.
+const readConns = 4
+
+// Store is the SQLite database. It holds two pools on one file: a single
+// writer connection and a few readers. SQLite allows one writer at a time
+// anyway; funnelling our writes through one connection means they queue in
+// Go instead of failing with "database is locked", and WAL lets the readers
+// carry on while a write commits.
+type Store struct {
+	write *sql.DB
+	read  *sql.DB
+}
+
+// OpenStore opens (creating if need be) the database at path and brings its
+// schema up to date.
+func OpenStore(ctx context.Context, path string) (*Store, error) {
+	// Create the file readable by its owner only before SQLite does, so that
+	// the key hashes and the content are not world-readable by default. SQLite
+	// gives its -wal and -shm files the same permissions.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	f.Close()
+
+	write, err := sql.Open("sqlite", dsn(path, "_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	// Keep the connection for the life of the process: opening one costs a
+	// parse of the schema and the pragmas of dsn.
+	write.SetConnMaxIdleTime(0)
+	write.SetConnMaxLifetime(0)
+
+	s := &Store{write: write}
+	if err := s.migrate(ctx); err != nil {
+		write.Close()
+		return nil, err
+	}
+
+	// query_only makes a read connection refuse to write, so a slip that
+	// sends a write to the read pool fails loudly instead of racing the
+	// writer.
+	read, err := sql.Open("sqlite", dsn(path, "_pragma=query_only(1)"))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	read.SetMaxOpenConns(readConns)
+	read.SetMaxIdleConns(readConns)
+	read.SetConnMaxIdleTime(0)
+	read.SetConnMaxLifetime(0)
+	s.read = read
+	return s, nil
+}
+
+// dsn builds the data source name for path. The pragmas live in the DSN, not
+// in an Exec after Open, because database/sql opens connections whenever it
+// likes: only the DSN reaches every one of them.
+//
+//   - busy_timeout first: if another process (tutorials keys revoke, a backup)
+//     holds the lock, wait up to 5 s instead of failing at once.
+//   - journal_mode(WAL): readers never block the writer, nor it them.
+//   - synchronous(FULL): each commit is fsynced before it returns, so a 2xx
+//     on a write survives power loss, not only a crash of the process.
+//   - foreign_keys(1): off by default in SQLite, for historical reasons.
+func dsn(path, extra string) string {
+	u := url.URL{Scheme: "file", Opaque: path}
+	q := "_pragma=busy_timeout(5000)" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(1)"
+	if extra != "" {
+		q += "&" + extra
+	}
+	u.RawQuery = q
+	return u.String()
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	return errors.Join(s.read.Close(), s.write.Close())
+}
+
+// Ping reports whether the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// migrationHeader matches the line that starts each migration in schema.sql.
+var migrationHeader = regexp.MustCompile(`(?m)^-- migration (\d+):.*$`)
+
+// migration is one numbered step of schema.sql.
+type migration struct {
+	version int
+	sql     string
+}
+
+// migrations splits schema.sql into its numbered steps, in order.
+func migrations() ([]migration, error) {
+	locs := migrationHeader.FindAllStringSubmatchIndex(schemaSQL, -1)
+	var ms []migration
+	for i, loc := range locs {
+		version, _ := strconv.Atoi(schemaSQL[loc[2]:loc[3]])
+		if version != i+1 {
+			return nil, fmt.Errorf("schema.sql: migration %d follows migration %d", version, i)
+		}
+		end := len(schemaSQL)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		ms = append(ms, migration{version: version, sql: schemaSQL[loc[1]:end]})
+	}
+	return ms, nil
+}
+
+// migrate runs the migrations the database has not had yet, each in its own
+// transaction together with the user_version that records it: a migration
+// either happens completely or not at all.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	var current int
+	if err := s.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(ms) {
+		return fmt.Errorf("database schema version %d is newer than this program (%d): upgrade tutorials", current, len(ms))
+	}
+	for _, m := range ms[current:] {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			// PRAGMA takes no parameters; the version is our own integer.
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d: %w", m.version, err)
+		}
+	}
+	return nil
+}
+
+// inTx runs fn in a write transaction and commits it if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // a no-op once committed
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// isUniqueViolation reports whether err is SQLite refusing a duplicate in a
+// UNIQUE column. It asks the driver for SQLite's extended result code rather
+// than reading the message, so a full disk or a bug is never taken for a
+// duplicate.
+func isUniqueViolation(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// ---- Tutorials ----
+
+// Tutorial is one row of the tutorials table, as the API returns it.
+type Tutorial struct {
+	TutorialSummary
+	Content string `json:"content"`
+}
+
+// TutorialSummary is a tutorial without its content, as the list returns it:
+// a page of twenty should not carry twenty articles.
+type TutorialSummary struct {
+	ID            int64     `json:"id"`
+	Title         string    `json:"title"`
+	Slug          string    `json:"slug"`
+	Excerpt       string    `json:"excerpt"`
+	Category      string    `json:"category"`
+	Difficulty    string    `json:"difficulty"`
+	EstimatedTime *int64    `json:"estimated_time"`
+	PublishedAt   time.Time `json:"published_at"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// TutorialInput is what a client writes: every field it may set, already
+// validated. Create and Replace write all of them; Patch writes only those
+// named in Sent.
+type TutorialInput struct {
+	Title         string
+	Slug          string
+	Excerpt       string
+	Content       string
+	Category      string
+	Difficulty    string
+	EstimatedTime *int64     // nil: no estimate
+	PublishedAt   *time.Time // nil: the default (the time of creation)
+
+	// Sent holds the JSON names of the fields the client sent.
+	Sent map[string]bool
+}
+
+// tutorialColumns is the column list every query returns a tutorial with, in
+// the order scanTutorial reads it.
+const tutorialColumns = `id, title, slug, excerpt, category, difficulty, estimated_time,
+	published_at, created_at, updated_at`
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// scanTutorial reads tutorialColumns, plus content when content is non-nil.
+func scanTutorial(row scanner, content *string) (TutorialSummary, error) {
+	var t TutorialSummary
+	var published, created, updated string
+	dest := []any{&t.ID, &t.Title, &t.Slug, &t.Excerpt, &t.Category, &t.Difficulty,
+		&t.EstimatedTime, &published, &created, &updated}
+	if content != nil {
+		dest = append(dest, content)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return t, err
+	}
+	var err error
+	if t.PublishedAt, err = time.Parse(timeFormat, published); err != nil {
+		return t, err
+	}
+	if t.CreatedAt, err = time.Parse(timeFormat, created); err != nil {
+		return t, err
+	}
+	if t.UpdatedAt, err = time.Parse(timeFormat, updated); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// scanFullTutorial reads one whole tutorial, turning "no row" into ErrNotFound.
+func scanFullTutorial(row scanner) (Tutorial, error) {
+	var t Tutorial
+	var err error
+	t.TutorialSummary, err = scanTutorial(row, &t.Content)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, ErrNotFound
+	}
+	return t, err
+}
+
+// TutorialBySlug returns the tutorial with that slug, or ErrNotFound.
+func (s *Store) TutorialBySlug(ctx context.Context, slug string) (Tutorial, error) {
+	const q = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
+	return scanFullTutorial(s.read.QueryRowContext(ctx, q, slug))
+}
+
+// ListParams selects and orders a page of tutorials. The API has already
+// checked every value.
+type ListParams struct {
+	Page       int64  // from 1
+	PerPage    int64  // 1 to 100
+	Category   string // "" for any
+	Difficulty string // "" for any
+	Sort       string // a key of sortOrders
+}
+
+// sortOrders maps each sort the API accepts to its ORDER BY. Every order ends
+// in id DESC, so that it is total: rows that tie on the sort key keep one
+// order from page to page, and paging never repeats or skips one.
+var sortOrders = map[string]string{
+	"-published_at": "published_at DESC, id DESC",
+	"published_at":  "published_at ASC, id DESC",
+	"title":         "title ASC, id DESC",
+	"-title":        "title DESC, id DESC",
+}
+
+// ListTutorials returns one page of tutorials and the number of tutorials
+// that match in all. Both come from one read transaction, so the total is
+// true of the page even while writers carry on.
+func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error) {
+	order, ok := sortOrders[p.Sort]
+	if !ok {
+		return nil, 0, fmt.Errorf("list tutorials: unknown sort %q", p.Sort)
+	}
+	// The WHERE clause is built from fixed pieces; user values only ever
+	// travel as parameters.
+	var where []string
+	var args []any
+	if p.Category != "" {
+		where = append(where, "category = ?")
+		args = append(args, p.Category)
+	}
+	if p.Difficulty != "" {
+		where = append(where, "difficulty = ?")
+		args = append(args, p.Difficulty)
+	}
+	filter := ""
+	if len(where) > 0 {
+		filter = " WHERE " + strings.Join(where, " AND ")
+	}
+
+	// A page so far out that its offset would overflow is past the end of
+	// any table: ask for the largest offset SQLite takes instead.
+	offset := int64(math.MaxInt64)
+	if p.Page-1 <= math.MaxInt64/p.PerPage {
+		offset = (p.Page - 1) * p.PerPage
+	}
+
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer tx.Rollback()
+
+	var total int64
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM tutorials"+filter, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	q := "SELECT " + tutorialColumns + " FROM tutorials" + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
+	rows, err := tx.QueryContext(ctx, q, append(args, p.PerPage, offset)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	list := []TutorialSummary{} // [] in JSON, never null
+	for rows.Next() {
+		t, err := scanTutorial(rows, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		list = append(list, t)
+	}
+	return list, total, rows.Err()
+}
+
+// CreateTutorial inserts a tutorial and returns it as stored. A slug that is
+// taken is ErrSlugTaken.
+func (s *Store) CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error) {
+	const q = `INSERT INTO tutorials
+		(title, slug, excerpt, content, category, difficulty, estimated_time,
+		 published_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING ` + tutorialColumns + `, content`
+	published := now
+	if in.PublishedAt != nil {
+		published = *in.PublishedAt
+	}
+	row := s.write.QueryRowContext(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
+		in.Category, in.Difficulty, in.EstimatedTime,
+		formatTime(published), formatTime(now), formatTime(now))
+	t, err := scanFullTutorial(row)
+	if isUniqueViolation(err) {
+		return t, ErrSlugTaken
+	}
+	return t, err
+}
+
+// PatchTutorial changes the fields named in in.Sent, and only those, in one
+// UPDATE. The statement is fixed: each column is set to itself unless its
+// flag says the client sent it. So two clients that patch different fields
+// at once cannot undo each other, as they could with read-modify-write.
+func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time) (Tutorial, error) {
+	const q = `UPDATE tutorials SET
+		title          = CASE WHEN :set_title          THEN :title          ELSE title          END,
+		slug           = CASE WHEN :set_slug           THEN :slug           ELSE slug           END,
+		excerpt        = CASE WHEN :set_excerpt        THEN :excerpt        ELSE excerpt        END,
+		content        = CASE WHEN :set_content        THEN :content        ELSE content        END,
+		category       = CASE WHEN :set_category       THEN :category       ELSE category       END,
+		difficulty     = CASE WHEN :set_difficulty     THEN :difficulty     ELSE difficulty     END,
+		estimated_time = CASE WHEN :set_estimated_time THEN :estimated_time ELSE estimated_time END,
+		published_at   = CASE WHEN :set_published_at   THEN :published_at   ELSE published_at   END,
+		updated_at     = MAX(:now, updated_at)
+		WHERE slug = :where_slug
+		RETURNING ` + tutorialColumns + `, content`
+	var published any
+	if in.PublishedAt != nil {
+		published = formatTime(*in.PublishedAt)
+	}
+	row := s.write.QueryRowContext(ctx, q,
+		sql.Named("set_title", in.Sent["title"]), sql.Named("title", in.Title),
+		sql.Named("set_slug", in.Sent["slug"]), sql.Named("slug", in.Slug),
+		sql.Named("set_excerpt", in.Sent["excerpt"]), sql.Named("excerpt", in.Excerpt),
+		sql.Named("set_content", in.Sent["content"]), sql.Named("content", in.Content),
+		sql.Named("set_category", in.Sent["category"]), sql.Named("category", in.Category),
+		sql.Named("set_difficulty", in.Sent["difficulty"]), sql.Named("difficulty", in.Difficulty),
+		sql.Named("set_estimated_time", in.Sent["estimated_time"]), sql.Named("estimated_time", in.EstimatedTime),
+		sql.Named("set_published_at", in.Sent["published_at"]), sql.Named("published_at", published),
+		sql.Named("now", formatTime(now)),
+		sql.Named("where_slug", slug))
+	t, err := scanFullTutorial(row)
+	if isUniqueViolation(err) {
+		return t, ErrSlugTaken
+	}
+	return t, err
+}
+
+// ReplaceTutorial overwrites every writable field of the tutorial with that
+// slug. A published_at left out goes back to its default, the time the
+// tutorial was created. It never creates: a missing slug is ErrNotFound.
+func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time) (Tutorial, error) {
+	const q = `UPDATE tutorials SET
+		title = ?, slug = ?, excerpt = ?, content = ?, category = ?, difficulty = ?,
+		estimated_time = ?,
+		published_at = COALESCE(?, created_at),
+		updated_at = MAX(?, updated_at)
+		WHERE slug = ?
+		RETURNING ` + tutorialColumns + `, content`
+	var published any
+	if in.PublishedAt != nil {
+		published = formatTime(*in.PublishedAt)
+	}
+	row := s.write.QueryRowContext(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
+		in.Category, in.Difficulty, in.EstimatedTime, published, formatTime(now), slug)
+	t, err := scanFullTutorial(row)
+	if isUniqueViolation(err) {
+		return t, ErrSlugTaken
+	}
+	return t, err
+}
+
+// DeleteTutorial deletes the tutorial with that slug, or returns ErrNotFound.
+func (s *Store) DeleteTutorial(ctx context.Context, slug string) error {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM tutorials WHERE slug = ?`, slug)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(res)
+}
+
+// requireOneRow turns an UPDATE or DELETE that matched nothing into
+// ErrNotFound.
+func requireOneRow(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// ---- API keys ----
+
+// APIKey is a key's record. The key itself is not in it: only its hash is
+// stored, and the hash stays inside the store.
+type APIKey struct {
+	ID         int64
+	Name       string
+	Prefix     string // the key's first characters, to tell keys apart
+	Scope      string // scopeRead or scopeWrite
+	Active     bool
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero: never used
+}
+
+// CreateKey records a new key by its hash and prefix.
+func (s *Store) CreateKey(ctx context.Context, name, scope, prefix string, hash []byte, now time.Time) (APIKey, error) {
+	const q = `INSERT INTO api_keys (name, prefix, hash, scope, created_at)
+		VALUES (?, ?, ?, ?, ?) RETURNING id`
+	k := APIKey{Name: name, Prefix: prefix, Scope: scope, Active: true, CreatedAt: now.UTC().Truncate(time.Second)}
+	err := s.write.QueryRowContext(ctx, q, name, prefix, hash, scope, formatTime(now)).Scan(&k.ID)
+	return k, err
+}
+
+// apiKeyColumns is the column list scanAPIKey reads.
+const apiKeyColumns = `id, name, prefix, scope, active, created_at, COALESCE(last_used_at, '')`
+
+func scanAPIKey(row scanner) (APIKey, error) {
+	var k APIKey
+	var created, lastUsed string
+	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &created, &lastUsed); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return k, ErrNotFound
+		}
+		return k, err
+	}
+	var err error
+	if k.CreatedAt, err = time.Parse(timeFormat, created); err != nil {
+		return k, err
+	}
+	if lastUsed != "" {
+		if k.LastUsedAt, err = time.Parse(timeFormat, lastUsed); err != nil {
+			return k, err
+		}
+	}
+	return k, nil
+}
+
+// KeyByHash returns the key whose SHA-256 is hash, active or not, or
+// ErrNotFound.
+func (s *Store) KeyByHash(ctx context.Context, hash []byte) (APIKey, error) {
+	const q = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE hash = ?`
+	return scanAPIKey(s.read.QueryRowContext(ctx, q, hash))
+}
+
+// APIKeys returns every key, revoked ones included, oldest first.
+func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []APIKey
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// HasActiveKey reports whether any key can still be used.
+func (s *Store) HasActiveKey(ctx context.Context) (bool, error) {
+	var ok bool
+	err := s.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE active = 1)`).Scan(&ok)
+	return ok, err
+}
+
+// RevokeKey deactivates the key with that id, or returns ErrNotFound. The key
+// row stays, so that the listing still explains where a key went.
+func (s *Store) RevokeKey(ctx context.Context, id int64) error {
+	res, err := s.write.ExecContext(ctx, `UPDATE api_keys SET active = 0 WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(res)
+}
+
+// SaveLastUsed records when each key in used was last seen, in one
+// transaction. A time never moves backwards, in case another process saw
+// the key later.
+func (s *Store) SaveLastUsed(ctx context.Context, used map[int64]time.Time) error {
+	if len(used) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		const q = `UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, ''), ?) WHERE id = ?`
+		for id, t := range used {
+			if _, err := tx.ExecContext(ctx, q, formatTime(t), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
