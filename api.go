@@ -25,9 +25,10 @@ import (
 // This file speaks HTTP: the routes, the handlers, the envelope every
 // response is wrapped in, and JSON in and out.
 
-// newServer builds the whole HTTP handler of the program. Tests build the
-// same one on a temporary database.
-func newServer(logger *slog.Logger, store *Store, auth *authenticator) http.Handler {
+// newServer builds the whole HTTP handler of the program from its settings
+// and dependencies. Tests build the same one on a temporary database.
+func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage) http.Handler {
+	auth := newAuthenticator(store, usage)
 	mux := http.NewServeMux()
 	addRoutes(mux, store, auth)
 	var h http.Handler = envelopeFallback(mux)
@@ -250,9 +251,14 @@ func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
 // does not take (405, with Allow).
 func envelopeFallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// ServeMux redirects a path like /api//v1/ to its clean form. An API
-		// client wants an answer, not a redirect: such a path names nothing.
-		if _, pattern := mux.Handler(r); pattern != "" && r.URL.Path == cleanPath(r.URL.Path) {
+		// ServeMux would redirect a path like /api//v1/ to its clean form.
+		// An API client wants an answer, not a redirect: such a path names
+		// nothing.
+		if r.URL.Path != cleanPath(r.URL.Path) {
+			writeError(w, r, &apiError{http.StatusNotFound, "Not found"})
+			return
+		}
+		if _, pattern := mux.Handler(r); pattern != "" {
 			mux.ServeHTTP(w, r)
 			return
 		}

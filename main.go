@@ -242,7 +242,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	usage := newKeyUsage()
 	srv := &http.Server{
-		Handler:           newServer(logger, store, newAuthenticator(store, usage)),
+		Handler:           newServer(cfg, logger, store, usage),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
