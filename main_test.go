@@ -1,0 +1,401 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// These tests run the program as main does, through run, against a
+// temporary database.
+
+// env returns a getenv that knows only vars.
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// runCommand runs the program with args and returns what it printed.
+func runCommand(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), args, env(nil), &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+var keyFormat = regexp.MustCompile(`^tut_[0-9a-f]{64}$`)
+
+func TestKeysCreatePrintsOnlyTheKey(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	stdout, _, err := runCommand(t, "keys", "create", "-name", "laptop", "-db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSuffix(stdout, "\n")
+	if !keyFormat.MatchString(key) {
+		t.Fatalf("stdout = %q, want one key and a newline", stdout)
+	}
+
+	// The database holds the hash and the prefix, never the key.
+	store, err := OpenStore(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var stored struct {
+		name, prefix, scope string
+		hash                []byte
+	}
+	err = store.read.QueryRow(`SELECT name, prefix, scope, hash FROM api_keys`).Scan(&stored.name, &stored.prefix, &stored.scope, &stored.hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.name != "laptop" || stored.prefix != key[:12] || stored.scope != "write" || !bytes.Equal(stored.hash, hashKey(key)) {
+		t.Errorf("stored %+v for key %s", stored, key)
+	}
+	var dump strings.Builder
+	rows, _ := store.read.Query(`SELECT quote(name)||quote(prefix)||quote(hash)||quote(scope) FROM api_keys`)
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		dump.WriteString(s)
+	}
+	rows.Close()
+	if strings.Contains(strings.ToLower(dump.String()), key[len(keyPrefix):]) {
+		t.Errorf("the key is stored in the clear: %s", dump.String())
+	}
+}
+
+func TestKeysListAndRevoke(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	writeKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "ci bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "dashboard", "-scope", "read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := runCommand(t, "keys", "revoke", "-db", db, "1"); err != nil || out != "revoked key 1\n" {
+		t.Fatalf("revoke: %q, %v", out, err)
+	}
+
+	out, _, err := runCommand(t, "keys", "list", "-db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().UTC().Format("2006-01-02T")
+	var got [][]string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		fields := regexp.MustCompile(`\s{2,}`).Split(line, -1)
+		for i, f := range fields {
+			if strings.HasPrefix(f, today) {
+				fields[i] = "today"
+			}
+		}
+		got = append(got, fields)
+	}
+	want := [][]string{
+		{"ID", "NAME", "PREFIX", "SCOPE", "ACTIVE", "CREATED", "LAST USED"},
+		{"1", "ci bot", writeKey[:12], "write", "no", "today", "never"},
+		{"2", "dashboard", readKey[:12], "read", "yes", "today", "never"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("keys list (-want +got):\n%s\n%s", diff, out)
+	}
+
+	_, _, err = runCommand(t, "keys", "revoke", "-db", db, "99")
+	if err == nil || err.Error() != "no key with id 99" || errors.As(err, new(*usageError)) {
+		t.Errorf("revoke of a missing key: %v, want a plain failure naming it", err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	tests := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate" (try tutorials help)`},
+		{[]string{"keys"}, "keys needs a subcommand: create, list or revoke"},
+		{[]string{"keys", "delete"}, `unknown keys subcommand "delete": want create, list or revoke`},
+		{[]string{"keys", "create", "-db", db}, "keys create needs -name"},
+		{[]string{"keys", "create", "-db", db, "-name", "x", "-scope", "admin"}, `-scope must be read or write, not "admin"`},
+		{[]string{"keys", "create", "-db", db, "-bogus"}, "keys create: flag provided but not defined: -bogus"},
+		{[]string{"keys", "revoke", "-db", db}, "keys revoke takes one key id (see tutorials keys list)"},
+		{[]string{"keys", "revoke", "-db", db, "abc"}, `keys revoke: "abc" is not a key id`},
+		{[]string{"keys", "list", "-db", db, "extra"}, `keys list takes no arguments, got "extra"`},
+		{[]string{"serve", "-log-format", "xml"}, `-log-format must be text or json, not "xml"`},
+		{[]string{"-rate", "-1"}, "-rate must be 0 or more"},
+		{[]string{"-burst", "0"}, "-burst must be at least 1"},
+		{[]string{"-rate", "fast"}, `serve: invalid value "fast" for flag -rate: parse error`},
+		{[]string{"serve", "now"}, `serve takes no arguments, got "now"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, _, err := runCommand(t, tt.args...)
+			var usage *usageError
+			if !errors.As(err, &usage) {
+				t.Fatalf("err = %v, want a usage error (exit 2)", err)
+			}
+			if err.Error() != tt.msg {
+				t.Errorf("message = %q, want %q", err.Error(), tt.msg)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("message is more than one line: %q", err.Error())
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	stdout, _, err := runCommand(t, "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stdout, "tutorials ") || !strings.Contains(stdout, "go1.") {
+		t.Errorf("version printed %q", stdout)
+	}
+}
+
+func TestServeConfig(t *testing.T) {
+	defaults := config{addr: ":8080", db: "tutorials.db", rate: 10, burst: 20, logFormat: "text"}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want config
+	}{
+		{"defaults", nil, nil, defaults},
+		{"PORT", nil, map[string]string{"PORT": "3000"},
+			config{addr: ":3000", db: "tutorials.db", rate: 10, burst: 20, logFormat: "text"}},
+		{"TUTORIALS_ADDR beats PORT", nil, map[string]string{"PORT": "3000", "TUTORIALS_ADDR": "127.0.0.1:9000"},
+			config{addr: "127.0.0.1:9000", db: "tutorials.db", rate: 10, burst: 20, logFormat: "text"}},
+		{"environment", nil, map[string]string{"TUTORIALS_DB": "/var/lib/t.db", "TUTORIALS_RATE": "2.5",
+			"TUTORIALS_BURST": "5", "TUTORIALS_LOG_FORMAT": "json"},
+			config{addr: ":8080", db: "/var/lib/t.db", rate: 2.5, burst: 5, logFormat: "json"}},
+		{"flags beat the environment", []string{"-addr", ":1", "-db", "f.db", "-rate", "0", "-burst", "1", "-log-format", "text"},
+			map[string]string{"PORT": "3000", "TUTORIALS_ADDR": ":2", "TUTORIALS_DB": "e.db", "TUTORIALS_RATE": "3",
+				"TUTORIALS_BURST": "4", "TUTORIALS_LOG_FORMAT": "json"},
+			config{addr: ":1", db: "f.db", rate: 0, burst: 1, logFormat: "text"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseServeConfig(tt.args, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(config{})); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	t.Run("a bad variable is a usage error naming it", func(t *testing.T) {
+		for name, value := range map[string]string{"TUTORIALS_RATE": "fast", "TUTORIALS_BURST": "lots"} {
+			_, err := parseServeConfig(nil, env(map[string]string{name: value}))
+			var usage *usageError
+			if !errors.As(err, &usage) || !strings.HasPrefix(err.Error(), name+": ") {
+				t.Errorf("%s=%s: err = %v, want a usage error naming %s", name, value, err, name)
+			}
+		}
+	})
+}
+
+// server is a serve command running in the background, as main runs it.
+type server struct {
+	url    string
+	stderr *syncBuffer
+	stop   context.CancelFunc
+	done   chan error
+}
+
+var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// startServe runs "tutorials serve" on db and waits until it listens.
+func startServe(t *testing.T, db string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	go func() {
+		s.done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", db}, env(nil), &bytes.Buffer{}, s.stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := listeningLine.FindStringSubmatch(s.stderr.String()); m != nil {
+			s.url = "http://" + m[1]
+			return s
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve stopped: %v\n%s", err, s.stderr)
+		default:
+		}
+	}
+	t.Fatalf("serve did not start listening:\n%s", s.stderr)
+	return nil
+}
+
+// shutdown stops the server as SIGTERM would and returns run's error.
+func (s *server) shutdown(t *testing.T) error {
+	t.Helper()
+	s.stop()
+	select {
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+		return nil
+	}
+}
+
+func TestServeBootstrapsAKeyOnce(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	s := startServe(t, db)
+	keys := regexp.MustCompile(`tut_[0-9a-f]{64}`).FindAllString(s.stderr.String(), -1)
+	if len(keys) != 1 {
+		t.Fatalf("want the new key printed once, got %d:\n%s", len(keys), s.stderr)
+	}
+	if !strings.Contains(s.stderr.String(), "it will not be shown again") {
+		t.Errorf("no warning that the key is shown once:\n%s", s.stderr)
+	}
+
+	req, _ := http.NewRequest("GET", s.url+"/api/v1/tutorials", nil)
+	req.Header.Set("Authorization", "Bearer "+keys[0])
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("the bootstrap key got %d, want 200", res.StatusCode)
+	}
+	if err := s.shutdown(t); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+
+	// The key was used, so the shutdown saved last_used_at.
+	out, _, err := runCommand(t, "keys", "list", "-db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "default") || strings.Contains(out, "never") {
+		t.Errorf("after shutdown, last_used_at is not saved:\n%s", out)
+	}
+
+	// A second start finds an active key and prints none.
+	again := startServe(t, db)
+	if strings.Contains(again.stderr.String(), "tut_") {
+		t.Errorf("the second start printed a key:\n%s", again.stderr)
+	}
+}
+
+func TestServeBootstrapsAgainWhenEveryKeyIsRevoked(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	if _, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "only"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCommand(t, "keys", "revoke", "-db", db, "1"); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, db)
+	if n := len(regexp.MustCompile(`tut_[0-9a-f]{64}`).FindAllString(s.stderr.String(), -1)); n != 1 {
+		t.Errorf("printed %d keys, want 1:\n%s", n, s.stderr)
+	}
+}
+
+func TestServeLogsOneLinePerRequest(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	s := startServe(t, db)
+	for i := range 3 {
+		res, err := http.Get(fmt.Sprintf("%s/healthz?n=%d", s.url, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	if err := s.shutdown(t); err != nil {
+		t.Fatal(err)
+	}
+	lines := regexp.MustCompile(`(?m)^.*msg=request .*$`).FindAllString(s.stderr.String(), -1)
+	if len(lines) != 3 {
+		t.Fatalf("%d request lines, want 3:\n%s", len(lines), s.stderr)
+	}
+	for _, want := range []string{"method=GET", "path=/healthz", "status=200", "bytes=", "duration=", "key_id=0", "request_id="} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("request line lacks %s: %s", want, lines[0])
+		}
+	}
+}
+
+func TestMigrationsAreNumberedInOrder(t *testing.T) {
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []int
+	for _, m := range ms {
+		versions = append(versions, m.version)
+		if strings.TrimSpace(m.sql) == "" {
+			t.Errorf("migration %d is empty", m.version)
+		}
+	}
+	want := make([]int, len(ms))
+	for i := range want {
+		want[i] = i + 1
+	}
+	if diff := cmp.Diff(want, versions, cmpopts.EquateEmpty()); diff != "" || len(ms) == 0 {
+		t.Errorf("versions (-want +got):\n%s", diff)
+	}
+}
+
+func TestOpenStoreSetsUpTheFile(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	store, err := OpenStore(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+
+	ms, _ := migrations()
+	pragmas := map[string]string{}
+	for _, p := range []string{"journal_mode", "synchronous", "foreign_keys", "busy_timeout", "user_version"} {
+		var v string
+		if err := store.write.QueryRow("PRAGMA " + p).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		pragmas[p] = v
+	}
+	want := map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1",
+		"busy_timeout": "5000", "user_version": fmt.Sprint(len(ms))}
+	if diff := cmp.Diff(want, pragmas); diff != "" {
+		t.Errorf("pragmas (-want +got):\n%s", diff)
+	}
+
+	// Only its owner may read it: it holds the key hashes.
+	if info, err := os.Stat(db); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("database file mode = %v (%v), want 0600", info.Mode().Perm(), err)
+	}
+
+	// Reopening runs no migration twice.
+	store.Close()
+	again, err := OpenStore(context.Background(), db)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	again.Close()
+}
