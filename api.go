@@ -554,7 +554,6 @@ func validSlug(s string) bool {
 const (
 	defaultPerPage = 20
 	maxPerPage     = 100
-	defaultSort    = "-published_at"
 )
 
 var sortNames = []string{"-published_at", "published_at", "title", "-title"}
@@ -562,7 +561,9 @@ var sortNames = []string{"-published_at", "published_at", "title", "-title"}
 // parseListQuery reads the list's query parameters. Unknown parameters are
 // ignored; a bad value of a known one is a 400 naming it.
 func parseListQuery(q url.Values) (ListParams, error) {
-	p := ListParams{Page: 1, PerPage: defaultPerPage, Sort: defaultSort}
+	// Sort stays "" unless given: the store's default, which is relevance
+	// for a search and newest first otherwise.
+	p := ListParams{Page: 1, PerPage: defaultPerPage}
 	var problems []string
 
 	if s := q.Get("page"); s != "" {
@@ -585,6 +586,15 @@ func parseListQuery(q url.Values) (ListParams, error) {
 			problems = append(problems, "difficulty must be one of "+strings.Join(difficulties, ", "))
 		}
 		p.Difficulty = s
+	}
+	// A q of spaces is no search, as an empty one is; a q with text but no
+	// word in it ("***", "-") could only ever find nothing, which a client
+	// would take for "no tutorial matches": it is told instead.
+	if s := strings.TrimSpace(q.Get("q")); s != "" {
+		if len(searchWords(s)) == 0 {
+			problems = append(problems, "q must contain at least one letter or digit")
+		}
+		p.Query = s
 	}
 	if s := q.Get("sort"); s != "" {
 		if !slices.Contains(sortNames, s) {

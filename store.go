@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -312,7 +313,8 @@ type ListParams struct {
 	PerPage    int64  // 1 to 100
 	Category   string // "" for any
 	Difficulty string // "" for any
-	Sort       string // a key of sortOrders
+	Query      string // words to search for, as the user typed them; "" for no search
+	Sort       string // a key of sortOrders, or "" for the default order
 }
 
 // sortOrders maps each sort the API accepts to its ORDER BY. Every order ends
@@ -325,18 +327,46 @@ var sortOrders = map[string]string{
 	"-title":        "title DESC, id DESC",
 }
 
+// relevanceOrder is the default order of a search: best match first. bm25
+// scores lower for better matches; the weights make a word in the title
+// count ten times one in the content, and one in the excerpt five times.
+const relevanceOrder = "hits.score ASC, id DESC"
+
+// searchHits is the FTS5 query a search joins tutorials with: the rowids
+// that match, with their score. Only rowid and score come out of it, so the
+// tutorials columns keep their plain names in the rest of the query.
+const searchHits = `(SELECT rowid, bm25(tutorials_fts, 10.0, 5.0, 1.0) AS score
+	FROM tutorials_fts WHERE tutorials_fts MATCH ?) AS hits`
+
 // ListTutorials returns one page of tutorials and the number of tutorials
 // that match in all. Both come from one read transaction, so the total is
 // true of the page even while writers carry on.
 func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error) {
-	order, ok := sortOrders[p.Sort]
+	sort := p.Sort
+	if sort == "" {
+		sort = "-published_at"
+	}
+	order, ok := sortOrders[sort]
 	if !ok {
 		return nil, 0, fmt.Errorf("list tutorials: unknown sort %q", p.Sort)
 	}
-	// The WHERE clause is built from fixed pieces; user values only ever
-	// travel as parameters.
+
+	// The query is built from fixed pieces; user values only ever travel as
+	// parameters.
+	from := "tutorials"
 	var where []string
 	var args []any
+	if p.Query != "" {
+		match := ftsQuery(p.Query)
+		if match == "" {
+			return nil, 0, fmt.Errorf("list tutorials: no words to search for in %q", p.Query)
+		}
+		from = "tutorials JOIN " + searchHits + " ON hits.rowid = tutorials.id"
+		args = append(args, match)
+		if p.Sort == "" {
+			order = relevanceOrder
+		}
+	}
 	if p.Category != "" {
 		where = append(where, "category = ?")
 		args = append(args, p.Category)
@@ -364,10 +394,10 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 	defer tx.Rollback()
 
 	var total int64
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM tutorials"+filter, args...).Scan(&total); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+from+filter, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	q := "SELECT " + tutorialColumns + " FROM tutorials" + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
+	q := "SELECT " + tutorialColumns + " FROM " + from + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
 	rows, err := tx.QueryContext(ctx, q, append(args, p.PerPage, offset)...)
 	if err != nil {
 		return nil, 0, err
@@ -382,6 +412,51 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 		list = append(list, t)
 	}
 	return list, total, rows.Err()
+}
+
+// ftsQuery turns text a person typed into an FTS5 query that finds the
+// tutorials holding all of its words, the last one as a prefix ("flas" finds
+// Flask, as the user is likely still typing it). It returns "" when the text
+// has no word to search for.
+//
+// FTS5 has a query language of its own (AND, OR, NOT, NEAR, "phrases",
+// prefix*, column:filters, parentheses), and text passed to MATCH as it is
+// would be parsed in it: an unbalanced quote or a stray "-" is a syntax
+// error. So each word goes in double quotes, with a quote inside doubled:
+// FTS5 then reads it as a plain phrase, and its tokenizer splits it the same
+// way it split the tutorials ("c++" searches for c, "don't" for the phrase
+// don t).
+func ftsQuery(text string) string {
+	words := searchWords(text)
+	for i, w := range words {
+		words[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
+	}
+	if len(words) == 0 {
+		return ""
+	}
+	return strings.Join(words, " ") + "*"
+}
+
+// searchWords splits text on spaces into the words worth searching for:
+// those with at least one letter or digit. The rest ("-", "*", an emoji)
+// are all separators to the tokenizer and could only ever match nothing.
+// Invalid UTF-8 and control characters become spaces: FTS5's query parser
+// stops at a NUL byte, leaving a quote open.
+func searchWords(text string) []string {
+	text = strings.ToValidUTF8(text, " ")
+	text = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, text)
+	var words []string
+	for _, w := range strings.Fields(text) {
+		if strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) {
+			words = append(words, w)
+		}
+	}
+	return words
 }
 
 // CreateTutorial inserts a tutorial and returns it as stored. A slug that is
