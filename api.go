@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -646,7 +648,7 @@ func handleListTutorials(store *Store) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, tutorialPage{
+		writeWithETag(w, r, http.StatusOK, tutorialPage{
 			Tutorials:  list,
 			Page:       p.Page,
 			PerPage:    p.PerPage,
@@ -668,7 +670,7 @@ func handleGetTutorial(store *Store) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, t)
+		writeWithETag(w, r, http.StatusOK, t)
 	})
 }
 
@@ -685,7 +687,7 @@ func handleCreateTutorial(store *Store) http.Handler {
 			return
 		}
 		w.Header().Set("Location", "/api/v1/tutorials/"+t.Slug)
-		writeJSON(w, http.StatusCreated, t)
+		writeWithETag(w, r, http.StatusCreated, t)
 	})
 }
 
@@ -698,15 +700,15 @@ func handlePatchTutorial(store *Store) http.Handler {
 		}
 		slug := r.PathValue("slug")
 		if !validSlug(slug) {
-			writeError(w, r, ErrNotFound)
+			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		t, err := store.PatchTutorial(r.Context(), slug, in, time.Now())
+		t, err := store.PatchTutorial(r.Context(), slug, in, time.Now(), ifMatch(r))
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, t)
+		writeWithETag(w, r, http.StatusOK, t)
 	})
 }
 
@@ -719,15 +721,15 @@ func handleReplaceTutorial(store *Store) http.Handler {
 		}
 		slug := r.PathValue("slug")
 		if !validSlug(slug) {
-			writeError(w, r, ErrNotFound)
+			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		t, err := store.ReplaceTutorial(r.Context(), slug, in, time.Now())
+		t, err := store.ReplaceTutorial(r.Context(), slug, in, time.Now(), ifMatch(r))
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, t)
+		writeWithETag(w, r, http.StatusOK, t)
 	})
 }
 
@@ -735,10 +737,10 @@ func handleDeleteTutorial(store *Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug := r.PathValue("slug")
 		if !validSlug(slug) {
-			writeError(w, r, ErrNotFound)
+			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		if err := store.DeleteTutorial(r.Context(), slug); err != nil {
+		if err := store.DeleteTutorial(r.Context(), slug, ifMatch(r)); err != nil {
 			writeError(w, r, err)
 			return
 		}
@@ -753,6 +755,152 @@ func readTutorial(w http.ResponseWriter, r *http.Request, mode inputMode) (Tutor
 		return TutorialInput{}, err
 	}
 	return parseTutorial(fields, mode)
+}
+
+// ---- Conditional requests ----
+
+// An ETag names one exact representation of a resource: a client that
+// keeps it can ask "has it changed?" (If-None-Match on a GET, answered 304
+// when it has not) or "write only if nobody changed it since I read it"
+// (If-Match on a write, answered 412 when somebody did).
+//
+// Ours is a hash of the encoded data. It cannot come from updated_at, which
+// has whole seconds only: two changes within a second would share it, and
+// a client would overwrite the second one unknowingly. A hash changes
+// whenever any field does, and costs no column.
+
+// errPreconditionFailed is the answer to an If-Match that does not match.
+var errPreconditionFailed = &apiError{http.StatusPreconditionFailed, "Precondition failed"}
+
+// encodeData encodes v as writeEnvelope would encode it as data.
+func encodeData(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// etagOf is the strong ETag of encoded data: 128 bits of its SHA-256, quoted
+// as RFC 9110 wants.
+func etagOf(encoded []byte) string {
+	sum := sha256.Sum256(encoded)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
+// tutorialETag is the ETag that a GET of t answers with.
+func tutorialETag(t Tutorial) (string, error) {
+	b, err := encodeData(t)
+	if err != nil {
+		return "", err
+	}
+	return etagOf(b), nil
+}
+
+// writeWithETag writes data in the envelope with its ETag. A GET or HEAD
+// whose If-None-Match already names that ETag gets 304 Not Modified instead:
+// no body, the ETag kept.
+func writeWithETag(w http.ResponseWriter, r *http.Request, status int, data any) {
+	b, err := encodeData(data)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	etag := etagOf(b)
+	w.Header().Set("ETag", etag)
+	if status == http.StatusOK && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag, weakComparison) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	writeJSON(w, status, json.RawMessage(b))
+}
+
+// ifMatch is the store Precondition of r's If-Match header, or nil when it
+// has none. Per RFC 9110 section 13.1.1 the write goes ahead only if the
+// tutorial exists and the header is "*" or lists its current ETag under the
+// strong comparison (a weak W/ tag never matches). A tutorial that does not
+// exist matches nothing, so If-Match on it is 412, not 404: the client's
+// copy is stale either way. A header that cannot be parsed matches nothing
+// too: a write the client meant to make conditional is never made blindly.
+func ifMatch(r *http.Request) Precondition {
+	header, ok := conditionHeader(r, "If-Match")
+	if !ok {
+		return nil
+	}
+	return func(current *Tutorial) error {
+		if current == nil {
+			return errPreconditionFailed
+		}
+		etag, err := tutorialETag(*current)
+		if err != nil {
+			return err
+		}
+		if !etagMatches(header, etag, strongComparison) {
+			return errPreconditionFailed
+		}
+		return nil
+	}
+}
+
+// tutorialMissing is the answer to a write to a tutorial that does not
+// exist: 404, or 412 when the write was conditional on If-Match, as the
+// store answers when it finds no row.
+func tutorialMissing(r *http.Request) error {
+	if check := ifMatch(r); check != nil {
+		return check(nil)
+	}
+	return ErrNotFound
+}
+
+// conditionHeader returns all the lines of header name as one list, and
+// whether the request had any.
+func conditionHeader(r *http.Request, name string) (string, bool) {
+	values := r.Header.Values(name)
+	return strings.Join(values, ","), len(values) > 0
+}
+
+// The two ways RFC 9110 (section 8.8.3.2) compares entity tags: If-Match
+// uses strong comparison, where both must be strong; If-None-Match weak,
+// where a W/ prefix is ignored.
+const (
+	strongComparison = false
+	weakComparison   = true
+)
+
+// etagMatches reports whether header, the value of If-Match or
+// If-None-Match, is "*" or lists etag. A malformed list matches as far as
+// it could be read.
+func etagMatches(header, etag string, weak bool) bool {
+	header = strings.TrimSpace(header)
+	if header == "*" {
+		return true
+	}
+	for header != "" {
+		header = strings.TrimLeft(header, " \t,")
+		isWeak := strings.HasPrefix(header, "W/")
+		if isWeak {
+			header = header[2:]
+		}
+		// An entity tag is a quoted string without escapes: it ends at the
+		// next quote, and may itself hold commas.
+		if !strings.HasPrefix(header, `"`) {
+			return false
+		}
+		end := strings.IndexByte(header[1:], '"')
+		if end < 0 {
+			return false
+		}
+		tag := header[:end+2]
+		header = header[end+2:]
+		if tag == etag && (weak || !isWeak) {
+			return true
+		}
+	}
+	return false
 }
 
 // ---- Health ----

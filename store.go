@@ -481,11 +481,59 @@ func (s *Store) CreateTutorial(ctx context.Context, in TutorialInput, now time.T
 	return t, err
 }
 
+// Precondition decides whether a write may go ahead, given the tutorial as
+// it is stored at that moment: current is nil when there is none. An error
+// it returns stops the write and is returned as it is. It is how If-Match
+// reaches the store without the store knowing about HTTP.
+type Precondition func(current *Tutorial) error
+
+// checkPrecondition applies check, if there is one, to the tutorial with
+// slug as tx sees it. Because tx is a write transaction (BEGIN IMMEDIATE,
+// on the one writer connection), nobody can change the tutorial between
+// this read and the write that follows it in tx: the check and the write
+// are one atomic step.
+func checkPrecondition(ctx context.Context, tx *sql.Tx, slug string, check Precondition) error {
+	if check == nil {
+		return nil
+	}
+	const q = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
+	current, err := scanFullTutorial(tx.QueryRowContext(ctx, q, slug))
+	if errors.Is(err, ErrNotFound) {
+		if err := check(nil); err != nil {
+			return err
+		}
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return check(&current)
+}
+
+// updateTutorial runs an UPDATE ... RETURNING of one tutorial after its
+// precondition, in one write transaction.
+func (s *Store) updateTutorial(ctx context.Context, slug string, check Precondition, q string, args ...any) (Tutorial, error) {
+	var t Tutorial
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
+			return err
+		}
+		var err error
+		t, err = scanFullTutorial(tx.QueryRowContext(ctx, q, args...))
+		return err
+	})
+	if isUniqueViolation(err) {
+		return t, ErrSlugTaken
+	}
+	return t, err
+}
+
 // PatchTutorial changes the fields named in in.Sent, and only those, in one
-// UPDATE. The statement is fixed: each column is set to itself unless its
-// flag says the client sent it. So two clients that patch different fields
-// at once cannot undo each other, as they could with read-modify-write.
-func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time) (Tutorial, error) {
+// UPDATE, if check (nil for none) allows it. The statement is fixed: each
+// column is set to itself unless its flag says the client sent it. So two
+// clients that patch different fields at once cannot undo each other, as
+// they could with read-modify-write.
+func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error) {
 	const q = `UPDATE tutorials SET
 		title          = CASE WHEN :set_title          THEN :title          ELSE title          END,
 		slug           = CASE WHEN :set_slug           THEN :slug           ELSE slug           END,
@@ -502,7 +550,7 @@ func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput
 	if in.PublishedAt != nil {
 		published = formatTime(*in.PublishedAt)
 	}
-	row := s.write.QueryRowContext(ctx, q,
+	return s.updateTutorial(ctx, slug, check, q,
 		sql.Named("set_title", in.Sent["title"]), sql.Named("title", in.Title),
 		sql.Named("set_slug", in.Sent["slug"]), sql.Named("slug", in.Slug),
 		sql.Named("set_excerpt", in.Sent["excerpt"]), sql.Named("excerpt", in.Excerpt),
@@ -513,17 +561,13 @@ func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput
 		sql.Named("set_published_at", in.Sent["published_at"]), sql.Named("published_at", published),
 		sql.Named("now", formatTime(now)),
 		sql.Named("where_slug", slug))
-	t, err := scanFullTutorial(row)
-	if isUniqueViolation(err) {
-		return t, ErrSlugTaken
-	}
-	return t, err
 }
 
 // ReplaceTutorial overwrites every writable field of the tutorial with that
-// slug. A published_at left out goes back to its default, the time the
-// tutorial was created. It never creates: a missing slug is ErrNotFound.
-func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time) (Tutorial, error) {
+// slug, if check (nil for none) allows it. A published_at left out goes back
+// to its default, the time the tutorial was created. It never creates: a
+// missing slug is ErrNotFound.
+func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error) {
 	const q = `UPDATE tutorials SET
 		title = ?, slug = ?, excerpt = ?, content = ?, category = ?, difficulty = ?,
 		estimated_time = ?,
@@ -535,22 +579,23 @@ func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInp
 	if in.PublishedAt != nil {
 		published = formatTime(*in.PublishedAt)
 	}
-	row := s.write.QueryRowContext(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
+	return s.updateTutorial(ctx, slug, check, q, in.Title, in.Slug, in.Excerpt, in.Content,
 		in.Category, in.Difficulty, in.EstimatedTime, published, formatTime(now), slug)
-	t, err := scanFullTutorial(row)
-	if isUniqueViolation(err) {
-		return t, ErrSlugTaken
-	}
-	return t, err
 }
 
-// DeleteTutorial deletes the tutorial with that slug, or returns ErrNotFound.
-func (s *Store) DeleteTutorial(ctx context.Context, slug string) error {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM tutorials WHERE slug = ?`, slug)
-	if err != nil {
-		return err
-	}
-	return requireOneRow(res)
+// DeleteTutorial deletes the tutorial with that slug if check (nil for none)
+// allows it, or returns ErrNotFound.
+func (s *Store) DeleteTutorial(ctx context.Context, slug string, check Precondition) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM tutorials WHERE slug = ?`, slug)
+		if err != nil {
+			return err
+		}
+		return requireOneRow(res)
+	})
 }
 
 // requireOneRow turns an UPDATE or DELETE that matched nothing into
