@@ -648,14 +648,43 @@ func handleListTutorials(store *Store) http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		totalPages := (total + p.PerPage - 1) / p.PerPage
+		w.Header().Set("Link", pageLinks(r.URL, p.Page, totalPages))
 		writeWithETag(w, r, http.StatusOK, tutorialPage{
 			Tutorials:  list,
 			Page:       p.Page,
 			PerPage:    p.PerPage,
 			Total:      total,
-			TotalPages: (total + p.PerPage - 1) / p.PerPage,
+			TotalPages: totalPages,
 		})
 	})
+}
+
+// pageLinks is the Link header of a page of the list (RFC 8288): first,
+// prev, next and last, each the request's own URL with only page changed,
+// so that search, filters, sort, per_page and any other parameter carry
+// over. The links are relative to the server, so that they stay right
+// behind a proxy that rewrites the host.
+//
+// There is always a first and a last page: an empty list has one, empty,
+// page. No prev on page 1, no next on the last page. A page past the end
+// has no next, and its prev is the last page, back where the items are.
+func pageLinks(u *url.URL, page, totalPages int64) string {
+	last := max(totalPages, 1)
+	link := func(n int64, rel string) string {
+		q := u.Query()
+		q.Set("page", strconv.FormatInt(n, 10))
+		return "<" + u.EscapedPath() + "?" + q.Encode() + `>; rel="` + rel + `"`
+	}
+	links := []string{link(1, "first")}
+	if page > 1 {
+		links = append(links, link(min(page-1, last), "prev"))
+	}
+	if page < last {
+		links = append(links, link(page+1, "next"))
+	}
+	links = append(links, link(last, "last"))
+	return strings.Join(links, ", ")
 }
 
 func handleGetTutorial(store *Store) http.Handler {
