@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -39,15 +40,24 @@ func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage) h
 	return h
 }
 
+// router is what addRoutes needs of a mux. An interface rather than
+// *http.ServeMux so that a test can read the table: it passes a router that
+// records each pattern, and holds them against openapi.json.
+type router interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // addRoutes is the table of contents of the API: every route, with the key
-// scope it needs, in the order of the README.
-func addRoutes(mux *http.ServeMux, store *Store, auth *authenticator) {
+// scope it needs, in the order of the README. Every route must also be in
+// openapi.json; TestOpenAPIDescribesEveryRoute fails until it is.
+func addRoutes(mux router, store *Store, auth *authenticator) {
 	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store)))
 	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store)))
 	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, handleCreateTutorial(store)))
 	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handlePatchTutorial(store)))
 	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleReplaceTutorial(store)))
 	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleDeleteTutorial(store)))
+	mux.Handle("GET /api/v1/openapi.json", handleOpenAPI())
 	mux.Handle("GET /healthz", handleHealthz(store))
 }
 
@@ -930,6 +940,33 @@ func etagMatches(header, etag string, weak bool) bool {
 		}
 	}
 	return false
+}
+
+// ---- OpenAPI ----
+
+// openAPIDocument describes every route of addRoutes, for people and for
+// tools that generate clients. It is embedded, so the binary serves the
+// document of its own version.
+//
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// handleOpenAPI serves openapi.json as it is, not in the envelope: tools
+// that read OpenAPI (Swagger UI, code generators, validators) expect the
+// document at the top level. It needs no key, so that a person can find out
+// how to get one.
+func handleOpenAPI() http.Handler {
+	etag := etagOf(openAPIDocument)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", etag)
+		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag, weakComparison) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(openAPIDocument)))
+		w.Write(openAPIDocument)
+	})
 }
 
 // ---- Health ----
