@@ -566,6 +566,7 @@ func validSlug(s string) bool {
 const (
 	defaultPerPage = 20
 	maxPerPage     = 100
+	maxQuery       = 200
 )
 
 var sortNames = []string{"-published_at", "published_at", "title", "-title"}
@@ -601,9 +602,14 @@ func parseListQuery(q url.Values) (ListParams, error) {
 	}
 	// A q of spaces is no search, as an empty one is; a q with text but no
 	// word in it ("***", "-") could only ever find nothing, which a client
-	// would take for "no tutorial matches": it is told instead.
+	// would take for "no tutorial matches": it is told instead. The length
+	// is bounded because the cost of a search grows faster than its number
+	// of words; a whole title still fits.
 	if s := strings.TrimSpace(q.Get("q")); s != "" {
-		if len(searchWords(s)) == 0 {
+		switch {
+		case utf8.RuneCountInString(s) > maxQuery:
+			problems = append(problems, fmt.Sprintf("q must be at most %d characters", maxQuery))
+		case len(searchWords(s)) == 0:
 			problems = append(problems, "q must contain at least one letter or digit")
 		}
 		p.Query = s

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -138,8 +139,8 @@ func TestSearchTreatsQuerySyntaxAsText(t *testing.T) {
 
 // A q with text but not one word in it could only ever find nothing: the
 // client is told so instead of getting an empty list it would take for
-// "nothing matches".
-func TestSearchWithoutWordsIs400(t *testing.T) {
+// "nothing matches". A q too long is refused too.
+func TestSearchBadQ(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
 	for _, q := range []string{`*`, `"`, `-`, `""`, `( )`, `🚀`, `- * " ( ) ^ :`, "\x00", "\xff"} {
@@ -148,6 +149,17 @@ func TestSearchWithoutWordsIs400(t *testing.T) {
 			resp.wantError(t, http.StatusBadRequest, "q must contain at least one letter or digit")
 		})
 	}
+	t.Run("longer than a title", func(t *testing.T) {
+		long := strings.Repeat("ab ", 66) + "abc" // 201 characters
+		resp := ts.request(t, "GET", "/api/v1/tutorials?q="+url.QueryEscape(long), ts.readKey, "")
+		resp.wantError(t, http.StatusBadRequest, "q must be at most 200 characters")
+		if got, _ := ts.search(t, "q="+url.QueryEscape(long[:200])); len(got) != 0 {
+			t.Errorf("200 characters: found %v, want a search that finds nothing", got)
+		}
+		if got, _ := ts.search(t, "q="+url.QueryEscape(strings.Repeat("é", 200))); len(got) != 0 {
+			t.Errorf("200 two-byte characters: found %v, want a search that finds nothing", got)
+		}
+	})
 	t.Run("with other problems, all are named", func(t *testing.T) {
 		resp := ts.request(t, "GET", "/api/v1/tutorials?page=0&q=*", ts.readKey, "")
 		resp.wantError(t, http.StatusBadRequest,

@@ -327,14 +327,16 @@ var sortOrders = map[string]string{
 	"-title":        "title DESC, id DESC",
 }
 
-// relevanceOrder is the default order of a search: best match first. bm25
-// scores lower for better matches; the weights make a word in the title
-// count ten times one in the content, and one in the excerpt five times.
+// relevanceOrder is the default order of a search: best match first (bm25
+// scores lower for better matches), then id DESC, so that it is total too.
 const relevanceOrder = "hits.score ASC, id DESC"
 
 // searchHits is the FTS5 query a search joins tutorials with: the rowids
-// that match, with their score. Only rowid and score come out of it, so the
-// tutorials columns keep their plain names in the rest of the query.
+// that match, with their score. The weights of bm25 follow the columns
+// (title, excerpt, content): a word in the title counts ten times one in
+// the content, one in the excerpt five times. Only rowid and score come out
+// of it, so the tutorials columns keep their plain names in the rest of the
+// query.
 const searchHits = `(SELECT rowid, bm25(tutorials_fts, 10.0, 5.0, 1.0) AS score
 	FROM tutorials_fts WHERE tutorials_fts MATCH ?) AS hits`
 
@@ -359,7 +361,8 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 	if p.Query != "" {
 		match := ftsQuery(p.Query)
 		if match == "" {
-			return nil, 0, fmt.Errorf("list tutorials: no words to search for in %q", p.Query)
+			// Not the text itself: what people search for stays out of logs.
+			return nil, 0, errors.New("list tutorials: no words to search for")
 		}
 		from = "tutorials JOIN " + searchHits + " ON hits.rowid = tutorials.id"
 		args = append(args, match)
