@@ -168,7 +168,7 @@ func TestIfNoneMatch(t *testing.T) {
 }
 
 func TestIfMatch(t *testing.T) {
-	// Each write is tried with an If-Match header; ok says whether it must
+	// Each write is tried with an If-Match header; goesAhead says whether it must
 	// go ahead. A failed one must be 412 and leave the tutorial as it was.
 	writes := []struct {
 		method, body string
@@ -202,6 +202,12 @@ func TestIfMatch(t *testing.T) {
 					if resp.status != w.status {
 						t.Fatalf("status %d %q, want %d", resp.status, resp.error, w.status)
 					}
+					after := ts.request(t, "GET", "/api/v1/tutorials/go", ts.readKey, "")
+					if w.method == "DELETE" {
+						after.wantError(t, http.StatusNotFound, "Tutorial not found")
+					} else if got := decodeData[Tutorial](t, after).Title; got != "Changed" {
+						t.Errorf("title %q, want the write made", got)
+					}
 					return
 				}
 				resp.wantError(t, http.StatusPreconditionFailed, "Precondition failed")
@@ -217,7 +223,9 @@ func TestIfMatch(t *testing.T) {
 		ts := newTestServer(t)
 		ts.create(t, map[string]any{"title": "Go", "slug": "go"})
 		stale := ts.etag(t, "/api/v1/tutorials/go")
-		ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, `{"content": "their work"}`, "If-Match", stale)
+		if resp := ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, `{"content": "their work"}`, "If-Match", stale); resp.status != http.StatusOK {
+			t.Fatalf("first PATCH: %d %q, want 200", resp.status, resp.error)
+		}
 		ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, `{"content": "my work"}`, "If-Match", stale).
 			wantError(t, http.StatusPreconditionFailed, "Precondition failed")
 		if got := decodeData[Tutorial](t, ts.request(t, "GET", "/api/v1/tutorials/go", ts.readKey, "")).Content; got != "their work" {
@@ -232,7 +240,9 @@ func TestIfMatch(t *testing.T) {
 		ts := newTestServer(t)
 		ts.create(t, map[string]any{"title": "Go", "slug": "go"})
 		etag := ts.etag(t, "/api/v1/tutorials/go")
-		ts.request(t, "DELETE", "/api/v1/tutorials/go", ts.writeKey, "", "If-Match", etag)
+		if resp := ts.request(t, "DELETE", "/api/v1/tutorials/go", ts.writeKey, "", "If-Match", etag); resp.status != http.StatusNoContent {
+			t.Fatalf("DELETE with the current ETag: %d %q, want 204", resp.status, resp.error)
+		}
 		for _, w := range writes {
 			for _, ifMatch := range []string{etag, "*"} {
 				ts.request(t, w.method, "/api/v1/tutorials/go", ts.writeKey, w.body, "If-Match", ifMatch).
