@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,15 +40,24 @@ func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage) h
 	return h
 }
 
+// router is what addRoutes needs of a mux. An interface rather than
+// *http.ServeMux so that a test can read the table: it passes a router that
+// records each pattern, and holds them against openapi.json.
+type router interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // addRoutes is the table of contents of the API: every route, with the key
-// scope it needs, in the order of the README.
-func addRoutes(mux *http.ServeMux, store *Store, auth *authenticator) {
+// scope it needs, in the order of the README. Every route must also be in
+// openapi.json; TestOpenAPIDescribesEveryRoute fails until it is.
+func addRoutes(mux router, store *Store, auth *authenticator) {
 	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store)))
 	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store)))
 	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, handleCreateTutorial(store)))
 	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handlePatchTutorial(store)))
 	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleReplaceTutorial(store)))
 	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleDeleteTutorial(store)))
+	mux.Handle("GET /api/v1/openapi.json", handleOpenAPI())
 	mux.Handle("GET /healthz", handleHealthz(store))
 }
 
@@ -554,7 +566,7 @@ func validSlug(s string) bool {
 const (
 	defaultPerPage = 20
 	maxPerPage     = 100
-	defaultSort    = "-published_at"
+	maxQuery       = 200
 )
 
 var sortNames = []string{"-published_at", "published_at", "title", "-title"}
@@ -562,7 +574,9 @@ var sortNames = []string{"-published_at", "published_at", "title", "-title"}
 // parseListQuery reads the list's query parameters. Unknown parameters are
 // ignored; a bad value of a known one is a 400 naming it.
 func parseListQuery(q url.Values) (ListParams, error) {
-	p := ListParams{Page: 1, PerPage: defaultPerPage, Sort: defaultSort}
+	// Sort stays "" unless given: the store's default, which is relevance
+	// for a search and newest first otherwise.
+	p := ListParams{Page: 1, PerPage: defaultPerPage}
 	var problems []string
 
 	if s := q.Get("page"); s != "" {
@@ -585,6 +599,20 @@ func parseListQuery(q url.Values) (ListParams, error) {
 			problems = append(problems, "difficulty must be one of "+strings.Join(difficulties, ", "))
 		}
 		p.Difficulty = s
+	}
+	// A q of spaces is no search, as an empty one is; a q with text but no
+	// word in it ("***", "-") could only ever find nothing, which a client
+	// would take for "no tutorial matches": it is told instead. The length
+	// is bounded because the cost of a search grows faster than its number
+	// of words; a whole title still fits.
+	if s := strings.TrimSpace(q.Get("q")); s != "" {
+		switch {
+		case utf8.RuneCountInString(s) > maxQuery:
+			problems = append(problems, fmt.Sprintf("q must be at most %d characters", maxQuery))
+		case len(searchWords(s)) == 0:
+			problems = append(problems, "q must contain at least one letter or digit")
+		}
+		p.Query = s
 	}
 	if s := q.Get("sort"); s != "" {
 		if !slices.Contains(sortNames, s) {
@@ -636,14 +664,43 @@ func handleListTutorials(store *Store) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, tutorialPage{
+		totalPages := (total + p.PerPage - 1) / p.PerPage
+		w.Header().Set("Link", pageLinks(r.URL, p.Page, totalPages))
+		writeWithETag(w, r, http.StatusOK, tutorialPage{
 			Tutorials:  list,
 			Page:       p.Page,
 			PerPage:    p.PerPage,
 			Total:      total,
-			TotalPages: (total + p.PerPage - 1) / p.PerPage,
+			TotalPages: totalPages,
 		})
 	})
+}
+
+// pageLinks is the Link header of a page of the list (RFC 8288): first,
+// prev, next and last, each the request's own URL with only page changed,
+// so that search, filters, sort, per_page and any other parameter carry
+// over. The links are relative to the server, so that they stay right
+// behind a proxy that rewrites the host.
+//
+// There is always a first and a last page: an empty list has one, empty,
+// page. No prev on page 1, no next on the last page. A page past the end
+// has no next, and its prev is the last page, back where the items are.
+func pageLinks(u *url.URL, page, totalPages int64) string {
+	last := max(totalPages, 1)
+	link := func(n int64, rel string) string {
+		q := u.Query()
+		q.Set("page", strconv.FormatInt(n, 10))
+		return "<" + u.EscapedPath() + "?" + q.Encode() + `>; rel="` + rel + `"`
+	}
+	links := []string{link(1, "first")}
+	if page > 1 {
+		links = append(links, link(min(page-1, last), "prev"))
+	}
+	if page < last {
+		links = append(links, link(page+1, "next"))
+	}
+	links = append(links, link(last, "last"))
+	return strings.Join(links, ", ")
 }
 
 func handleGetTutorial(store *Store) http.Handler {
@@ -658,7 +715,7 @@ func handleGetTutorial(store *Store) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, t)
+		writeWithETag(w, r, http.StatusOK, t)
 	})
 }
 
@@ -675,7 +732,7 @@ func handleCreateTutorial(store *Store) http.Handler {
 			return
 		}
 		w.Header().Set("Location", "/api/v1/tutorials/"+t.Slug)
-		writeJSON(w, http.StatusCreated, t)
+		writeWithETag(w, r, http.StatusCreated, t)
 	})
 }
 
@@ -688,15 +745,15 @@ func handlePatchTutorial(store *Store) http.Handler {
 		}
 		slug := r.PathValue("slug")
 		if !validSlug(slug) {
-			writeError(w, r, ErrNotFound)
+			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		t, err := store.PatchTutorial(r.Context(), slug, in, time.Now())
+		t, err := store.PatchTutorial(r.Context(), slug, in, time.Now(), ifMatch(r))
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, t)
+		writeWithETag(w, r, http.StatusOK, t)
 	})
 }
 
@@ -709,15 +766,15 @@ func handleReplaceTutorial(store *Store) http.Handler {
 		}
 		slug := r.PathValue("slug")
 		if !validSlug(slug) {
-			writeError(w, r, ErrNotFound)
+			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		t, err := store.ReplaceTutorial(r.Context(), slug, in, time.Now())
+		t, err := store.ReplaceTutorial(r.Context(), slug, in, time.Now(), ifMatch(r))
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, t)
+		writeWithETag(w, r, http.StatusOK, t)
 	})
 }
 
@@ -725,10 +782,10 @@ func handleDeleteTutorial(store *Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug := r.PathValue("slug")
 		if !validSlug(slug) {
-			writeError(w, r, ErrNotFound)
+			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		if err := store.DeleteTutorial(r.Context(), slug); err != nil {
+		if err := store.DeleteTutorial(r.Context(), slug, ifMatch(r)); err != nil {
 			writeError(w, r, err)
 			return
 		}
@@ -743,6 +800,179 @@ func readTutorial(w http.ResponseWriter, r *http.Request, mode inputMode) (Tutor
 		return TutorialInput{}, err
 	}
 	return parseTutorial(fields, mode)
+}
+
+// ---- Conditional requests ----
+
+// An ETag names one exact representation of a resource: a client that
+// keeps it can ask "has it changed?" (If-None-Match on a GET, answered 304
+// when it has not) or "write only if nobody changed it since I read it"
+// (If-Match on a write, answered 412 when somebody did).
+//
+// Ours is a hash of the encoded data. It cannot come from updated_at, which
+// has whole seconds only: two changes within a second would share it, and
+// a client would overwrite the second one unknowingly. A hash changes
+// whenever any field does, and costs no column.
+
+// errPreconditionFailed is the answer to an If-Match that does not match.
+var errPreconditionFailed = &apiError{http.StatusPreconditionFailed, "Precondition failed"}
+
+// encodeData encodes v as writeEnvelope would encode it as data.
+func encodeData(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// etagOf is the strong ETag of encoded data: 128 bits of its SHA-256, quoted
+// as RFC 9110 wants.
+func etagOf(encoded []byte) string {
+	sum := sha256.Sum256(encoded)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
+// tutorialETag is the ETag that a GET of t answers with.
+func tutorialETag(t Tutorial) (string, error) {
+	b, err := encodeData(t)
+	if err != nil {
+		return "", err
+	}
+	return etagOf(b), nil
+}
+
+// writeWithETag writes data in the envelope with its ETag. A GET or HEAD
+// whose If-None-Match already names that ETag gets 304 Not Modified instead:
+// no body, the ETag kept.
+func writeWithETag(w http.ResponseWriter, r *http.Request, status int, data any) {
+	b, err := encodeData(data)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	etag := etagOf(b)
+	w.Header().Set("ETag", etag)
+	if status == http.StatusOK && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag, weakComparison) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	writeJSON(w, status, json.RawMessage(b))
+}
+
+// ifMatch is the store Precondition of r's If-Match header, or nil when it
+// has none. Per RFC 9110 section 13.1.1 the write goes ahead only if the
+// tutorial exists and the header is "*" or lists its current ETag under the
+// strong comparison (a weak W/ tag never matches). A tutorial that does not
+// exist matches nothing, so If-Match on it is 412, not 404: the client's
+// copy is stale either way. A header that cannot be parsed matches nothing
+// too: a write the client meant to make conditional is never made blindly.
+func ifMatch(r *http.Request) Precondition {
+	header, ok := conditionHeader(r, "If-Match")
+	if !ok {
+		return nil
+	}
+	return func(current *Tutorial) error {
+		if current == nil {
+			return errPreconditionFailed
+		}
+		etag, err := tutorialETag(*current)
+		if err != nil {
+			return err
+		}
+		if !etagMatches(header, etag, strongComparison) {
+			return errPreconditionFailed
+		}
+		return nil
+	}
+}
+
+// tutorialMissing is the answer to a write to a tutorial that does not
+// exist: 404, or 412 when the write was conditional on If-Match, as the
+// store answers when it finds no row.
+func tutorialMissing(r *http.Request) error {
+	if check := ifMatch(r); check != nil {
+		return check(nil)
+	}
+	return ErrNotFound
+}
+
+// conditionHeader returns all the lines of header name as one list, and
+// whether the request had any.
+func conditionHeader(r *http.Request, name string) (string, bool) {
+	values := r.Header.Values(name)
+	return strings.Join(values, ","), len(values) > 0
+}
+
+// The two ways RFC 9110 (section 8.8.3.2) compares entity tags: If-Match
+// uses strong comparison, where both must be strong; If-None-Match weak,
+// where a W/ prefix is ignored.
+const (
+	strongComparison = false
+	weakComparison   = true
+)
+
+// etagMatches reports whether header, the value of If-Match or
+// If-None-Match, is "*" or lists etag. A malformed list matches as far as
+// it could be read.
+func etagMatches(header, etag string, weak bool) bool {
+	header = strings.TrimSpace(header)
+	if header == "*" {
+		return true
+	}
+	for header != "" {
+		header = strings.TrimLeft(header, " \t,")
+		isWeak := strings.HasPrefix(header, "W/")
+		if isWeak {
+			header = header[2:]
+		}
+		// An entity tag is a quoted string without escapes: it ends at the
+		// next quote, and may itself hold commas.
+		if !strings.HasPrefix(header, `"`) {
+			return false
+		}
+		end := strings.IndexByte(header[1:], '"')
+		if end < 0 {
+			return false
+		}
+		tag := header[:end+2]
+		header = header[end+2:]
+		if tag == etag && (weak || !isWeak) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- OpenAPI ----
+
+// openAPIDocument describes every route of addRoutes, for people and for
+// tools that generate clients. It is embedded, so the binary serves the
+// document of its own version.
+//
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// handleOpenAPI serves openapi.json as it is, not in the envelope: tools
+// that read OpenAPI (Swagger UI, code generators, validators) expect the
+// document at the top level. It needs no key, so that a person can find out
+// how to get one.
+func handleOpenAPI() http.Handler {
+	etag := etagOf(openAPIDocument)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", etag)
+		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag, weakComparison) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(openAPIDocument)))
+		w.Write(openAPIDocument)
+	})
 }
 
 // ---- Health ----

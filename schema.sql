@@ -49,3 +49,37 @@ CREATE TABLE api_keys (
     created_at   TEXT    NOT NULL,
     last_used_at TEXT
 );
+
+-- migration 2: full-text search over title, excerpt and content
+-- An external-content FTS5 table: it stores only the index, and reads the
+-- text itself from tutorials by rowid, so no tutorial is stored twice. The
+-- price is that nothing keeps the index in step but the triggers below: every
+-- change to tutorials goes through them, in the same transaction. An update
+-- removes the old text from the index ('delete' needs the exact old values)
+-- and adds the new.
+-- unicode61 with remove_diacritics 2 lets "uber" find "Über".
+CREATE VIRTUAL TABLE tutorials_fts USING fts5(
+    title, excerpt, content,
+    content = 'tutorials', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER tutorials_fts_insert AFTER INSERT ON tutorials BEGIN
+    INSERT INTO tutorials_fts (rowid, title, excerpt, content)
+    VALUES (new.id, new.title, new.excerpt, new.content);
+END;
+
+CREATE TRIGGER tutorials_fts_delete AFTER DELETE ON tutorials BEGIN
+    INSERT INTO tutorials_fts (tutorials_fts, rowid, title, excerpt, content)
+    VALUES ('delete', old.id, old.title, old.excerpt, old.content);
+END;
+
+CREATE TRIGGER tutorials_fts_update AFTER UPDATE OF title, excerpt, content ON tutorials BEGIN
+    INSERT INTO tutorials_fts (tutorials_fts, rowid, title, excerpt, content)
+    VALUES ('delete', old.id, old.title, old.excerpt, old.content);
+    INSERT INTO tutorials_fts (rowid, title, excerpt, content)
+    VALUES (new.id, new.title, new.excerpt, new.content);
+END;
+
+-- Index the tutorials a database of the previous release already holds.
+INSERT INTO tutorials_fts (tutorials_fts) VALUES ('rebuild');

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -312,7 +313,8 @@ type ListParams struct {
 	PerPage    int64  // 1 to 100
 	Category   string // "" for any
 	Difficulty string // "" for any
-	Sort       string // a key of sortOrders
+	Query      string // words to search for, as the user typed them; "" for no search
+	Sort       string // a key of sortOrders, or "" for the default order
 }
 
 // sortOrders maps each sort the API accepts to its ORDER BY. Every order ends
@@ -325,18 +327,49 @@ var sortOrders = map[string]string{
 	"-title":        "title DESC, id DESC",
 }
 
+// relevanceOrder is the default order of a search: best match first (bm25
+// scores lower for better matches), then id DESC, so that it is total too.
+const relevanceOrder = "hits.score ASC, id DESC"
+
+// searchHits is the FTS5 query a search joins tutorials with: the rowids
+// that match, with their score. The weights of bm25 follow the columns
+// (title, excerpt, content): a word in the title counts ten times one in
+// the content, one in the excerpt five times. Only rowid and score come out
+// of it, so the tutorials columns keep their plain names in the rest of the
+// query.
+const searchHits = `(SELECT rowid, bm25(tutorials_fts, 10.0, 5.0, 1.0) AS score
+	FROM tutorials_fts WHERE tutorials_fts MATCH ?) AS hits`
+
 // ListTutorials returns one page of tutorials and the number of tutorials
 // that match in all. Both come from one read transaction, so the total is
 // true of the page even while writers carry on.
 func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error) {
-	order, ok := sortOrders[p.Sort]
+	sort := p.Sort
+	if sort == "" {
+		sort = "-published_at"
+	}
+	order, ok := sortOrders[sort]
 	if !ok {
 		return nil, 0, fmt.Errorf("list tutorials: unknown sort %q", p.Sort)
 	}
-	// The WHERE clause is built from fixed pieces; user values only ever
-	// travel as parameters.
+
+	// The query is built from fixed pieces; user values only ever travel as
+	// parameters.
+	from := "tutorials"
 	var where []string
 	var args []any
+	if p.Query != "" {
+		match := ftsQuery(p.Query)
+		if match == "" {
+			// Not the text itself: what people search for stays out of logs.
+			return nil, 0, errors.New("list tutorials: no words to search for")
+		}
+		from = "tutorials JOIN " + searchHits + " ON hits.rowid = tutorials.id"
+		args = append(args, match)
+		if p.Sort == "" {
+			order = relevanceOrder
+		}
+	}
 	if p.Category != "" {
 		where = append(where, "category = ?")
 		args = append(args, p.Category)
@@ -364,10 +397,10 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 	defer tx.Rollback()
 
 	var total int64
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM tutorials"+filter, args...).Scan(&total); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+from+filter, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	q := "SELECT " + tutorialColumns + " FROM tutorials" + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
+	q := "SELECT " + tutorialColumns + " FROM " + from + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
 	rows, err := tx.QueryContext(ctx, q, append(args, p.PerPage, offset)...)
 	if err != nil {
 		return nil, 0, err
@@ -382,6 +415,51 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 		list = append(list, t)
 	}
 	return list, total, rows.Err()
+}
+
+// ftsQuery turns text a person typed into an FTS5 query that finds the
+// tutorials holding all of its words, the last one as a prefix ("flas" finds
+// Flask, as the user is likely still typing it). It returns "" when the text
+// has no word to search for.
+//
+// FTS5 has a query language of its own (AND, OR, NOT, NEAR, "phrases",
+// prefix*, column:filters, parentheses), and text passed to MATCH as it is
+// would be parsed in it: an unbalanced quote or a stray "-" is a syntax
+// error. So each word goes in double quotes, with a quote inside doubled:
+// FTS5 then reads it as a plain phrase, and its tokenizer splits it the same
+// way it split the tutorials ("c++" searches for c, "don't" for the phrase
+// don t).
+func ftsQuery(text string) string {
+	words := searchWords(text)
+	for i, w := range words {
+		words[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
+	}
+	if len(words) == 0 {
+		return ""
+	}
+	return strings.Join(words, " ") + "*"
+}
+
+// searchWords splits text on spaces into the words worth searching for:
+// those with at least one letter or digit. The rest ("-", "*", an emoji)
+// are all separators to the tokenizer and could only ever match nothing.
+// Invalid UTF-8 and control characters become spaces: FTS5's query parser
+// stops at a NUL byte, leaving a quote open.
+func searchWords(text string) []string {
+	text = strings.ToValidUTF8(text, " ")
+	text = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, text)
+	var words []string
+	for _, w := range strings.Fields(text) {
+		if strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) {
+			words = append(words, w)
+		}
+	}
+	return words
 }
 
 // CreateTutorial inserts a tutorial and returns it as stored. A slug that is
@@ -406,11 +484,59 @@ func (s *Store) CreateTutorial(ctx context.Context, in TutorialInput, now time.T
 	return t, err
 }
 
+// Precondition decides whether a write may go ahead, given the tutorial as
+// it is stored at that moment: current is nil when there is none. An error
+// it returns stops the write and is returned as it is. It is how If-Match
+// reaches the store without the store knowing about HTTP.
+type Precondition func(current *Tutorial) error
+
+// checkPrecondition applies check, if there is one, to the tutorial with
+// slug as tx sees it. Because tx is a write transaction (BEGIN IMMEDIATE,
+// on the one writer connection), nobody can change the tutorial between
+// this read and the write that follows it in tx: the check and the write
+// are one atomic step.
+func checkPrecondition(ctx context.Context, tx *sql.Tx, slug string, check Precondition) error {
+	if check == nil {
+		return nil
+	}
+	const q = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
+	current, err := scanFullTutorial(tx.QueryRowContext(ctx, q, slug))
+	if errors.Is(err, ErrNotFound) {
+		if err := check(nil); err != nil {
+			return err
+		}
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return check(&current)
+}
+
+// updateTutorial runs an UPDATE ... RETURNING of one tutorial after its
+// precondition, in one write transaction.
+func (s *Store) updateTutorial(ctx context.Context, slug string, check Precondition, q string, args ...any) (Tutorial, error) {
+	var t Tutorial
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
+			return err
+		}
+		var err error
+		t, err = scanFullTutorial(tx.QueryRowContext(ctx, q, args...))
+		return err
+	})
+	if isUniqueViolation(err) {
+		return t, ErrSlugTaken
+	}
+	return t, err
+}
+
 // PatchTutorial changes the fields named in in.Sent, and only those, in one
-// UPDATE. The statement is fixed: each column is set to itself unless its
-// flag says the client sent it. So two clients that patch different fields
-// at once cannot undo each other, as they could with read-modify-write.
-func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time) (Tutorial, error) {
+// UPDATE, if check (nil for none) allows it. The statement is fixed: each
+// column is set to itself unless its flag says the client sent it. So two
+// clients that patch different fields at once cannot undo each other, as
+// they could with read-modify-write.
+func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error) {
 	const q = `UPDATE tutorials SET
 		title          = CASE WHEN :set_title          THEN :title          ELSE title          END,
 		slug           = CASE WHEN :set_slug           THEN :slug           ELSE slug           END,
@@ -427,7 +553,7 @@ func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput
 	if in.PublishedAt != nil {
 		published = formatTime(*in.PublishedAt)
 	}
-	row := s.write.QueryRowContext(ctx, q,
+	return s.updateTutorial(ctx, slug, check, q,
 		sql.Named("set_title", in.Sent["title"]), sql.Named("title", in.Title),
 		sql.Named("set_slug", in.Sent["slug"]), sql.Named("slug", in.Slug),
 		sql.Named("set_excerpt", in.Sent["excerpt"]), sql.Named("excerpt", in.Excerpt),
@@ -438,17 +564,13 @@ func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput
 		sql.Named("set_published_at", in.Sent["published_at"]), sql.Named("published_at", published),
 		sql.Named("now", formatTime(now)),
 		sql.Named("where_slug", slug))
-	t, err := scanFullTutorial(row)
-	if isUniqueViolation(err) {
-		return t, ErrSlugTaken
-	}
-	return t, err
 }
 
 // ReplaceTutorial overwrites every writable field of the tutorial with that
-// slug. A published_at left out goes back to its default, the time the
-// tutorial was created. It never creates: a missing slug is ErrNotFound.
-func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time) (Tutorial, error) {
+// slug, if check (nil for none) allows it. A published_at left out goes back
+// to its default, the time the tutorial was created. It never creates: a
+// missing slug is ErrNotFound.
+func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error) {
 	const q = `UPDATE tutorials SET
 		title = ?, slug = ?, excerpt = ?, content = ?, category = ?, difficulty = ?,
 		estimated_time = ?,
@@ -460,22 +582,23 @@ func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInp
 	if in.PublishedAt != nil {
 		published = formatTime(*in.PublishedAt)
 	}
-	row := s.write.QueryRowContext(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
+	return s.updateTutorial(ctx, slug, check, q, in.Title, in.Slug, in.Excerpt, in.Content,
 		in.Category, in.Difficulty, in.EstimatedTime, published, formatTime(now), slug)
-	t, err := scanFullTutorial(row)
-	if isUniqueViolation(err) {
-		return t, ErrSlugTaken
-	}
-	return t, err
 }
 
-// DeleteTutorial deletes the tutorial with that slug, or returns ErrNotFound.
-func (s *Store) DeleteTutorial(ctx context.Context, slug string) error {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM tutorials WHERE slug = ?`, slug)
-	if err != nil {
-		return err
-	}
-	return requireOneRow(res)
+// DeleteTutorial deletes the tutorial with that slug if check (nil for none)
+// allows it, or returns ErrNotFound.
+func (s *Store) DeleteTutorial(ctx context.Context, slug string, check Precondition) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM tutorials WHERE slug = ?`, slug)
+		if err != nil {
+			return err
+		}
+		return requireOneRow(res)
+	})
 }
 
 // requireOneRow turns an UPDATE or DELETE that matched nothing into

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"net/http"
+	"regexp"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// ---- Paging links: the Link header of the list ----
+
+var linkPattern = regexp.MustCompile(`<([^>]*)>; rel="([^"]*)"`)
+
+// links parses a Link header into its targets by relation, and checks that
+// nothing else is in it.
+func links(t *testing.T, header string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	rest := linkPattern.ReplaceAllStringFunc(header, func(link string) string {
+		m := linkPattern.FindStringSubmatch(link)
+		if _, dup := got[m[2]]; dup {
+			t.Errorf("rel=%q twice in %q", m[2], header)
+		}
+		got[m[2]] = m[1]
+		return ""
+	})
+	if rest != "" && regexp.MustCompile(`^(, )*$`).FindString(rest) == "" {
+		t.Errorf("Link %q has more than links: %q", header, rest)
+	}
+	return got
+}
+
+func TestLinkHeader(t *testing.T) {
+	ts := newTestServer(t)
+	ts.seed(t, 7, func(i int) map[string]any {
+		return map[string]any{"category": []string{"backend", "frontend"}[i%2]}
+	})
+	const list = "/api/v1/tutorials"
+
+	tests := []struct {
+		name  string
+		query string
+		want  map[string]string
+	}{
+		{"the first page", "?per_page=2", map[string]string{
+			"first": list + "?page=1&per_page=2",
+			"next":  list + "?page=2&per_page=2",
+			"last":  list + "?page=4&per_page=2",
+		}},
+		{"a middle page", "?per_page=2&page=2", map[string]string{
+			"first": list + "?page=1&per_page=2",
+			"prev":  list + "?page=1&per_page=2",
+			"next":  list + "?page=3&per_page=2",
+			"last":  list + "?page=4&per_page=2",
+		}},
+		{"the last page has no next", "?per_page=2&page=4", map[string]string{
+			"first": list + "?page=1&per_page=2",
+			"prev":  list + "?page=3&per_page=2",
+			"last":  list + "?page=4&per_page=2",
+		}},
+		{"a page past the end goes back to the last", "?per_page=2&page=9", map[string]string{
+			"first": list + "?page=1&per_page=2",
+			"prev":  list + "?page=4&per_page=2",
+			"last":  list + "?page=4&per_page=2",
+		}},
+		{"the one page of a short list", "", map[string]string{
+			"first": list + "?page=1",
+			"last":  list + "?page=1",
+		}},
+		{"an empty list has one empty page", "?category=none", map[string]string{
+			"first": list + "?category=none&page=1",
+			"last":  list + "?category=none&page=1",
+		}},
+		{"past the end of an empty list", "?category=none&page=3", map[string]string{
+			"first": list + "?category=none&page=1",
+			"prev":  list + "?category=none&page=1",
+			"last":  list + "?category=none&page=1",
+		}},
+		{"the largest page", "?page=99999999999999999999", map[string]string{
+			"first": list + "?page=1",
+			"prev":  list + "?page=1",
+			"last":  list + "?page=1",
+		}},
+		{"every parameter is kept, unknown and repeated ones too, as sent", "?q=tutorial&category=frontend&sort=title&per_page=1&x=1&x=2&difficulty=beginner&page=1", map[string]string{
+			"first": list + "?category=frontend&difficulty=beginner&page=1&per_page=1&q=tutorial&sort=title&x=1&x=2",
+			"next":  list + "?category=frontend&difficulty=beginner&page=2&per_page=1&q=tutorial&sort=title&x=1&x=2",
+			"last":  list + "?category=frontend&difficulty=beginner&page=3&per_page=1&q=tutorial&sort=title&x=1&x=2",
+		}},
+		{"per_page is kept as sent, paged as 100", "?per_page=500", map[string]string{
+			"first": list + "?page=1&per_page=500",
+			"last":  list + "?page=1&per_page=500",
+		}},
+		{"text is escaped", "?q=tutorial%20%3C%3E%2C%22&page=2&per_page=4", map[string]string{
+			"first": list + "?page=1&per_page=4&q=tutorial+%3C%3E%2C%22",
+			"prev":  list + "?page=1&per_page=4&q=tutorial+%3C%3E%2C%22",
+			"last":  list + "?page=2&per_page=4&q=tutorial+%3C%3E%2C%22",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := ts.request(t, "GET", list+tt.query, ts.readKey, "")
+			if resp.status != http.StatusOK {
+				t.Fatalf("status %d %q", resp.status, resp.error)
+			}
+			if diff := cmp.Diff(tt.want, links(t, resp.header.Get("Link"))); diff != "" {
+				t.Errorf("Link %q (-want +got):\n%s", resp.header.Get("Link"), diff)
+			}
+		})
+	}
+
+	t.Run("following next visits every item once", func(t *testing.T) {
+		var got []string
+		next := list + "?per_page=3&category=backend"
+		for pages := 0; next != ""; pages++ {
+			if pages > 10 {
+				t.Fatal("next never ends")
+			}
+			resp := ts.request(t, "GET", next, ts.readKey, "")
+			got = append(got, slugs(decodeData[tutorialPage](t, resp).Tutorials)...)
+			next = links(t, resp.header.Get("Link"))["next"]
+		}
+		if diff := cmp.Diff([]string{"t006", "t004", "t002", "t000"}, got); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("a bad query has no links", func(t *testing.T) {
+		resp := ts.request(t, "GET", list+"?page=0", ts.readKey, "")
+		resp.wantError(t, http.StatusBadRequest, "page must be an integer of at least 1")
+		if got := resp.header.Get("Link"); got != "" {
+			t.Errorf("Link = %q, want none", got)
+		}
+	})
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// ---- OpenAPI: the document and the routes it describes ----
+
+// openAPIDoc is the part of openapi.json the tests read.
+type openAPIDoc struct {
+	OpenAPI  string                                `json:"openapi"`
+	Security []map[string][]string                 `json:"security"`
+	Paths    map[string]map[string]json.RawMessage `json:"paths"` // path -> method -> operation
+}
+
+// openAPIOperation is the part of an operation the tests read.
+type openAPIOperation struct {
+	Security   *[]map[string][]string `json:"security"` // nil: the document's
+	Parameters []struct {
+		Ref string `json:"$ref"`
+	} `json:"parameters"`
+	Responses map[string]json.RawMessage `json:"responses"`
+}
+
+// openAPIMethods are the keys of a path item that name operations; the
+// others (parameters, summary, ...) describe the path.
+var openAPIMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+// loadOpenAPI parses the embedded document.
+func loadOpenAPI(t *testing.T) openAPIDoc {
+	t.Helper()
+	var doc openAPIDoc
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	return doc
+}
+
+// operations returns the document's operations by "METHOD /path", the form
+// of a ServeMux pattern.
+func (doc openAPIDoc) operations(t *testing.T) map[string]openAPIOperation {
+	t.Helper()
+	ops := map[string]openAPIOperation{}
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			if !slices.Contains(openAPIMethods, method) {
+				continue
+			}
+			var op openAPIOperation
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatalf("openapi.json: %s %s: %v", method, path, err)
+			}
+			ops[strings.ToUpper(method)+" "+path] = op
+		}
+	}
+	return ops
+}
+
+// patternRecorder is a router that keeps the patterns addRoutes gives it.
+type patternRecorder []string
+
+func (p *patternRecorder) Handle(pattern string, _ http.Handler) { *p = append(*p, pattern) }
+
+// registeredPatterns returns every pattern addRoutes registers.
+func registeredPatterns(ts *testServer) []string {
+	var rec patternRecorder
+	addRoutes(&rec, ts.store, newAuthenticator(ts.store, ts.usage))
+	return rec
+}
+
+// routeMismatches lists, sorted, every route registered but not described
+// and every operation described but not registered.
+func routeMismatches(patterns []string, described map[string]openAPIOperation) []string {
+	var problems []string
+	registered := map[string]bool{}
+	for _, p := range patterns {
+		registered[p] = true
+		if _, ok := described[p]; !ok {
+			problems = append(problems, fmt.Sprintf("route %q is not in openapi.json", p))
+		}
+	}
+	for op := range described {
+		if !registered[op] {
+			problems = append(problems, fmt.Sprintf("openapi.json describes %q, which is not a route", op))
+		}
+	}
+	slices.Sort(problems)
+	return problems
+}
+
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	ts := newTestServer(t)
+	doc := loadOpenAPI(t)
+	if problems := routeMismatches(registeredPatterns(ts), doc.operations(t)); len(problems) > 0 {
+		t.Errorf("addRoutes and openapi.json disagree:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+// The check above must fail when the two drift apart, in either direction:
+// a route added without the spec, or a spec entry for a route removed.
+func TestOpenAPIRouteCheckCatchesDrift(t *testing.T) {
+	ts := newTestServer(t)
+	ops := loadOpenAPI(t).operations(t)
+	patterns := slices.DeleteFunc(registeredPatterns(ts), func(p string) bool { return p == "DELETE /api/v1/tutorials/{slug}" })
+	patterns = append(patterns, "GET /api/v1/tags", "POST /api/v1/tutorials/{slug}")
+	want := []string{
+		`openapi.json describes "DELETE /api/v1/tutorials/{slug}", which is not a route`,
+		`route "GET /api/v1/tags" is not in openapi.json`,
+		`route "POST /api/v1/tutorials/{slug}" is not in openapi.json`,
+	}
+	if diff := cmp.Diff(want, routeMismatches(patterns, ops)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestOpenAPIDocumentIsServedWithoutAKey(t *testing.T) {
+	ts := newTestServer(t)
+	get := func(headers ...string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest("GET", ts.url+"/api/v1/openapi.json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, body
+	}
+
+	for _, auth := range []string{"", "Bearer tut_wrong", "Basic eDp5"} {
+		res, body := get("Authorization", auth)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("Authorization %q: status %d, want 200", auth, res.StatusCode)
+		}
+		if got := res.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
+			t.Errorf("Content-Type = %q", got)
+		}
+		if !bytes.Equal(body, openAPIDocument) {
+			t.Errorf("the body is not openapi.json as it is")
+		}
+	}
+	if doc := loadOpenAPI(t); !strings.HasPrefix(doc.OpenAPI, "3.1.") {
+		t.Errorf("openapi = %q, want 3.1.x", doc.OpenAPI)
+	}
+
+	res, _ := get()
+	etag := res.Header.Get("ETag")
+	if res, body := get("If-None-Match", etag); res.StatusCode != http.StatusNotModified || len(body) != 0 {
+		t.Errorf("If-None-Match %s: status %d with %d bytes, want 304 with none", etag, res.StatusCode, len(body))
+	}
+	// Other methods are answered as on any route.
+	ts.request(t, "POST", "/api/v1/openapi.json", "", "").wantError(t, http.StatusMethodNotAllowed, "Method not allowed")
+}
+
+// The bearer scheme the document claims is the one the server enforces:
+// every operation that needs a key answers 401 without one, and every
+// operation that needs none does not.
+func TestOpenAPISecurityMatchesTheServer(t *testing.T) {
+	ts := newTestServer(t)
+	doc := loadOpenAPI(t)
+	if diff := cmp.Diff([]map[string][]string{{"bearerAuth": {}}}, doc.Security); diff != "" {
+		t.Fatalf("document security (-want +got):\n%s", diff)
+	}
+	for name, op := range doc.operations(t) {
+		t.Run(name, func(t *testing.T) {
+			method, path, _ := strings.Cut(name, " ")
+			path = strings.ReplaceAll(path, "{slug}", "go")
+			// Sent raw: openapi.json is not in the envelope.
+			req, err := http.NewRequest(method, ts.url+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			needsKey := op.Security == nil || len(*op.Security) > 0
+			if got := res.StatusCode == http.StatusUnauthorized; got != needsKey {
+				t.Errorf("without a key: status %d; the document says a key is needed: %v", res.StatusCode, needsKey)
+			}
+		})
+	}
+}
+
+// Every status the contract lists is described where it can happen.
+func TestOpenAPIListsTheStatusesOfTheContract(t *testing.T) {
+	ops := loadOpenAPI(t).operations(t)
+	has := func(op openAPIOperation, statuses ...string) []string {
+		var missing []string
+		for _, s := range statuses {
+			if _, ok := op.Responses[s]; !ok {
+				missing = append(missing, s)
+			}
+		}
+		return missing
+	}
+	params := func(op openAPIOperation) []string {
+		var refs []string
+		for _, p := range op.Parameters {
+			refs = append(refs, p.Ref)
+		}
+		return refs
+	}
+	seen := map[string]bool{}
+	for name, op := range ops {
+		for status := range op.Responses {
+			seen[status] = true
+		}
+		method, _, _ := strings.Cut(name, " ")
+		var missing []string
+		if op.Security == nil { // needs a key
+			missing = append(missing, has(op, "401", "429", "500")...)
+			if method != "GET" {
+				missing = append(missing, has(op, "403")...)
+			}
+		}
+		if slices.Contains(params(op), "#/components/parameters/IfMatch") {
+			missing = append(missing, has(op, "412")...)
+		}
+		if slices.Contains(params(op), "#/components/parameters/IfNoneMatch") {
+			missing = append(missing, has(op, "304")...)
+		}
+		if method == "POST" || method == "PUT" || method == "PATCH" {
+			missing = append(missing, has(op, "400", "409", "413", "415")...)
+		}
+		if len(missing) > 0 {
+			t.Errorf("%s lacks %v", name, missing)
+		}
+	}
+	// 405 and the 404 of an unknown path belong to no operation: the info
+	// description covers them.
+	for _, status := range []string{"200", "201", "204", "304", "400", "401", "403", "404", "409", "412", "413", "415", "429", "500", "503"} {
+		if !seen[status] {
+			t.Errorf("no operation describes %s", status)
+		}
+	}
+}
