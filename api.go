@@ -957,10 +957,11 @@ func etagMatches(header, etag string, weak bool) bool {
 //go:embed openapi.json
 var openAPIDocument []byte
 
-// handleOpenAPI serves openapi.json as it is, not in the envelope: tools
-// that read OpenAPI (Swagger UI, code generators, validators) expect the
-// document at the top level. It needs no key, so that a person can find out
-// how to get one.
+// handleOpenAPI serves openapi.json in the envelope, as section 1 of the
+// contract asks of every response: the document is the envelope's data.
+// (Tools that want the bare document take .data, or the file in the
+// repository.) It needs no key, so that a person can find out how to get
+// one.
 func handleOpenAPI() http.Handler {
 	etag := etagOf(openAPIDocument)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -969,9 +970,7 @@ func handleOpenAPI() http.Handler {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(openAPIDocument)))
-		w.Write(openAPIDocument)
+		writeJSON(w, http.StatusOK, json.RawMessage(openAPIDocument))
 	})
 }
 
