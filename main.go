@@ -5,6 +5,7 @@
 //	tutorials keys create -name NAME [-scope read|write]
 //	tutorials keys list
 //	tutorials keys revoke ID
+//	tutorials backup [-force] FILE
 //	tutorials version
 //
 // See README.md for the API and the flags.
@@ -67,6 +68,7 @@ const usageText = `usage:
   tutorials keys create -name NAME [-scope read|write] [-db FILE]
   tutorials keys list [-db FILE]
   tutorials keys revoke [-db FILE] ID
+  tutorials backup [-db FILE] [-force] FILE
   tutorials version
 `
 
@@ -95,6 +97,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		default:
 			return usagef("unknown keys subcommand %q: want create, list or revoke", sub)
 		}
+	case "backup":
+		return runBackup(ctx, args, getenv, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "tutorials", buildVersion())
 		return nil
@@ -401,6 +405,38 @@ func runKeysRevoke(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	fmt.Fprintf(stdout, "revoked key %d\n", id)
+	return nil
+}
+
+// ---- backup ----
+
+func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("backup")
+	db := dbFlag(fs, getenv)
+	force := fs.Bool("force", false, "replace FILE if it exists")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("backup takes one file to write the copy to (flags go before it)")
+	}
+	dest := fs.Arg(0)
+	// OpenStore would create a missing database, and a mistyped -db would
+	// then give a backup of nothing that looks like a success.
+	if _, err := os.Stat(*db); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	store, err := OpenStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Backup(ctx, dest, *force); errors.Is(err, ErrBackupExists) {
+		return fmt.Errorf("%s already exists (use -force to replace it)", dest)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s\n", *db, dest)
 	return nil
 }
 
