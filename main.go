@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -65,6 +66,7 @@ func usagef(format string, args ...any) error {
 
 const usageText = `usage:
   tutorials [serve] [-addr ADDR] [-db FILE] [-rate N] [-burst N] [-log-format text|json]
+                    [-cors-origins ORIGIN,...]
   tutorials keys create -name NAME [-scope read|write] [-db FILE]
   tutorials keys list [-db FILE]
   tutorials keys revoke [-db FILE] ID
@@ -120,6 +122,10 @@ type config struct {
 	rate      float64
 	burst     int
 	logFormat string
+	// corsOrigins are the browser origins allowed to call the API, each
+	// exactly as a browser sends it in Origin: "https://app.example.com".
+	// None (the default) means no CORS headers at all.
+	corsOrigins []string
 }
 
 // newFlagSet returns a flag set that reports errors as a usageError of one
@@ -177,6 +183,7 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	if v := getenv("TUTORIALS_LOG_FORMAT"); v != "" {
 		cfg.logFormat = v
 	}
+	corsOrigins := getenv("TUTORIALS_CORS_ORIGINS")
 
 	fs := newFlagSet("serve")
 	fs.StringVar(&cfg.addr, "addr", cfg.addr, "address to listen on")
@@ -184,10 +191,15 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	fs.Float64Var(&cfg.rate, "rate", cfg.rate, "requests per second per key; 0 turns limiting off")
 	fs.IntVar(&cfg.burst, "burst", cfg.burst, "requests a key may make at once")
 	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "text or json")
+	fs.StringVar(&corsOrigins, "cors-origins", corsOrigins, "comma-separated origins a browser may call the API from")
 	if err := parseFlags(fs, args); err != nil {
 		return cfg, err
 	}
 	cfg.db = *db
+	var err error
+	if cfg.corsOrigins, err = parseOrigins(corsOrigins); err != nil {
+		return cfg, err
+	}
 
 	switch {
 	case fs.NArg() > 0:
@@ -200,6 +212,29 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 		return cfg, usagef("-burst must be at least 1")
 	}
 	return cfg, nil
+}
+
+// parseOrigins splits a comma-separated list of origins and checks each. An
+// origin is compared with the browser's Origin header as a string, so each
+// must be written the way a browser writes it: scheme, host and port only,
+// in lower case, no trailing slash. "*" is refused on purpose: the point of
+// the list is to name the pages that may use a key.
+func parseOrigins(list string) ([]string, error) {
+	var origins []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawPath != "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" ||
+			strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") || o != strings.ToLower(o) {
+			return nil, usagef("-cors-origins: %q is not an origin like https://app.example.com", o)
+		}
+		origins = append(origins, o)
+	}
+	return origins, nil
 }
 
 // newLogger returns the server's logger, writing to w in format.
