@@ -37,3 +37,16 @@ echo "systemd-analyze verify: ${units[*]} OK"
 for u in tutorials.service tutorials-backup.service; do
   systemd-analyze security --offline=true "$u" 2>&1 | grep 'Overall exposure level'
 done
+
+# Run the backup unit's command line, as systemd would after turning %% into
+# %, against a database in a stand-in for /var/lib/tutorials, to catch a
+# flag in the wrong place or a quoting slip that verify cannot see.
+state="$tmp/state"
+mkdir -p "$state/backups"
+"$tmp/tutorials" keys create -name ci -db "$state/tutorials.db" >/dev/null
+cmdline=$(sed -n 's/^ExecStart=//p' "$tmp/tutorials-backup.service" | sed -e 's/%%/%/g' -e "s#/var/lib/tutorials#$state#g")
+eval "$cmdline"
+eval "$cmdline" # a week later, the same name: -force replaces it
+want="$state/backups/tutorials-$(date +%a).db"
+[ -s "$want" ] || { echo "the backup unit's command made no $want"; ls -la "$state/backups"; exit 1; }
+echo "tutorials-backup.service's command line wrote backups/$(basename "$want")"
