@@ -102,7 +102,14 @@ func TestBackupWhileWritersAreBusy(t *testing.T) {
 			}
 		})
 	}
-	defer func() { close(stop); wg.Wait() }()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
 
 	// Wait until the writers are in full swing, so that the backup runs
 	// among them rather than before them.
@@ -152,6 +159,14 @@ func TestBackupWhileWritersAreBusy(t *testing.T) {
 		t.Errorf("the copy lacks %d of the %d tutorials committed before the backup: %v",
 			len(missing), len(before), missing)
 	}
+
+	// The server carried on: its own database is whole, and it still writes.
+	close(stop)
+	wg.Wait()
+	if err := checkIntegrity(ctx, ts.dbPath); err != nil {
+		t.Errorf("integrity_check of the live database after the backup: %v", err)
+	}
+	ts.create(t, map[string]any{"title": "After", "slug": "after", "content": "x"})
 }
 
 func TestBackupRefusesToOverwrite(t *testing.T) {
