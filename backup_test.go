@@ -102,14 +102,8 @@ func TestBackupWhileWritersAreBusy(t *testing.T) {
 			}
 		})
 	}
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopWriters() // on a t.Fatal below
 
 	// Wait until the writers are in full swing, so that the backup runs
 	// among them rather than before them.
@@ -161,8 +155,7 @@ func TestBackupWhileWritersAreBusy(t *testing.T) {
 	}
 
 	// The server carried on: its own database is whole, and it still writes.
-	close(stop)
-	wg.Wait()
+	stopWriters()
 	if err := checkIntegrity(ctx, ts.dbPath); err != nil {
 		t.Errorf("integrity_check of the live database after the backup: %v", err)
 	}
