@@ -83,7 +83,11 @@ func TestBackupWhileWritersAreBusy(t *testing.T) {
 				}
 				slug := fmt.Sprintf("during-%d-%d", w, i)
 				body := fmt.Sprintf(`{"title":"During","slug":%q,"content":"x"}`, slug)
-				req, _ := http.NewRequest("POST", ts.url+"/api/v1/tutorials", strings.NewReader(body))
+				req, err := http.NewRequest("POST", ts.url+"/api/v1/tutorials", strings.NewReader(body))
+				if err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
 				req.Header.Set("Authorization", "Bearer "+ts.writeKey)
 				req.Header.Set("Content-Type", "application/json")
 				res, err := http.DefaultClient.Do(req)
