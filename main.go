@@ -5,6 +5,7 @@
 //	tutorials keys create -name NAME [-scope read|write]
 //	tutorials keys list
 //	tutorials keys revoke ID
+//	tutorials backup [-force] FILE
 //	tutorials version
 //
 // See README.md for the API and the flags.
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -64,9 +66,11 @@ func usagef(format string, args ...any) error {
 
 const usageText = `usage:
   tutorials [serve] [-addr ADDR] [-db FILE] [-rate N] [-burst N] [-log-format text|json]
+                    [-cors-origins ORIGIN,...]
   tutorials keys create -name NAME [-scope read|write] [-db FILE]
   tutorials keys list [-db FILE]
   tutorials keys revoke [-db FILE] ID
+  tutorials backup [-db FILE] [-force] FILE
   tutorials version
 `
 
@@ -95,6 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		default:
 			return usagef("unknown keys subcommand %q: want create, list or revoke", sub)
 		}
+	case "backup":
+		return runBackup(ctx, args, getenv, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "tutorials", buildVersion())
 		return nil
@@ -116,6 +122,10 @@ type config struct {
 	rate      float64
 	burst     int
 	logFormat string
+	// corsOrigins are the browser origins allowed to call the API, each
+	// exactly as a browser sends it in Origin: "https://app.example.com".
+	// None (the default) means no CORS headers at all.
+	corsOrigins []string
 }
 
 // newFlagSet returns a flag set that reports errors as a usageError of one
@@ -173,6 +183,7 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	if v := getenv("TUTORIALS_LOG_FORMAT"); v != "" {
 		cfg.logFormat = v
 	}
+	corsOrigins := getenv("TUTORIALS_CORS_ORIGINS")
 
 	fs := newFlagSet("serve")
 	fs.StringVar(&cfg.addr, "addr", cfg.addr, "address to listen on")
@@ -180,10 +191,15 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	fs.Float64Var(&cfg.rate, "rate", cfg.rate, "requests per second per key; 0 turns limiting off")
 	fs.IntVar(&cfg.burst, "burst", cfg.burst, "requests a key may make at once")
 	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "text or json")
+	fs.StringVar(&corsOrigins, "cors-origins", corsOrigins, "comma-separated origins a browser may call the API from")
 	if err := parseFlags(fs, args); err != nil {
 		return cfg, err
 	}
 	cfg.db = *db
+	var err error
+	if cfg.corsOrigins, err = parseOrigins(corsOrigins); err != nil {
+		return cfg, err
+	}
 
 	switch {
 	case fs.NArg() > 0:
@@ -196,6 +212,29 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 		return cfg, usagef("-burst must be at least 1")
 	}
 	return cfg, nil
+}
+
+// parseOrigins splits a comma-separated list of origins and checks each. An
+// origin is compared with the browser's Origin header as a string, so each
+// must be written the way a browser writes it: scheme, host and port only,
+// in lower case, no trailing slash. "*" is refused on purpose: the point of
+// the list is to name the pages that may use a key.
+func parseOrigins(list string) ([]string, error) {
+	var origins []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawPath != "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" ||
+			strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") || o != strings.ToLower(o) {
+			return nil, usagef("-cors-origins: %q is not an origin like https://app.example.com", o)
+		}
+		origins = append(origins, o)
+	}
+	return origins, nil
 }
 
 // newLogger returns the server's logger, writing to w in format.
@@ -401,6 +440,38 @@ func runKeysRevoke(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	fmt.Fprintf(stdout, "revoked key %d\n", id)
+	return nil
+}
+
+// ---- backup ----
+
+func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("backup")
+	db := dbFlag(fs, getenv)
+	force := fs.Bool("force", false, "replace FILE if it exists")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("backup takes one file to write the copy to (flags go before it)")
+	}
+	dest := fs.Arg(0)
+	// OpenStore would create a missing database, and a mistyped -db would
+	// then give a backup of nothing that looks like a success.
+	if _, err := os.Stat(*db); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	store, err := OpenStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Backup(ctx, dest, *force); errors.Is(err, ErrBackupExists) {
+		return fmt.Errorf("%s already exists (use -force to replace it)", dest)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s\n", *db, dest)
 	return nil
 }
 
