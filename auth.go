@@ -78,16 +78,19 @@ const (
 
 // bearerToken returns the token of an "Authorization: Bearer <token>" header.
 // The scheme is case-insensitive (RFC 9110, section 11.1); the token is one
-// word.
+// word after one or more spaces. Only spaces and tabs count as padding
+// around the value, as in HTTP itself: strings.TrimSpace would also take a
+// trailing no-break space or newline for padding and accept a key that was
+// not sent as it is.
 func bearerToken(header string) (string, error) {
-	header = strings.TrimSpace(header)
+	header = strings.Trim(header, " \t")
 	if header == "" {
-		return "", errors.New(msgMissingAuth)
+		return "", &apiError{http.StatusUnauthorized, msgMissingAuth}
 	}
 	scheme, token, ok := strings.Cut(header, " ")
-	token = strings.TrimSpace(token)
+	token = strings.TrimLeft(token, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
-		return "", errors.New(msgMalformed)
+		return "", &apiError{http.StatusUnauthorized, msgMalformed}
 	}
 	return token, nil
 }
