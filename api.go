@@ -28,7 +28,7 @@ import (
 // newServer builds the whole HTTP handler of the program from its settings
 // and dependencies. Tests build the same one on a temporary database.
 func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage) http.Handler {
-	auth := newAuthenticator(store, usage)
+	auth := newAuthenticator(cfg, store, usage)
 	mux := http.NewServeMux()
 	addRoutes(mux, store, auth)
 	var h http.Handler = envelopeFallback(mux)

@@ -64,6 +64,7 @@ func usagef(format string, args ...any) error {
 
 const usageText = `usage:
   tutorials [serve] [-addr ADDR] [-db FILE] [-rate N] [-burst N] [-log-format text|json]
+                    [-trust-proxy]
   tutorials keys create -name NAME [-scope read|write] [-db FILE]
   tutorials keys list [-db FILE]
   tutorials keys revoke [-db FILE] ID
@@ -111,11 +112,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // config is every setting of the server. Each has a flag and an environment
 // variable; the flag wins over the variable, which wins over the default.
 type config struct {
-	addr      string
-	db        string
-	rate      float64
-	burst     int
-	logFormat string
+	addr       string
+	db         string
+	rate       float64
+	burst      int
+	logFormat  string
+	trustProxy bool
 }
 
 // newFlagSet returns a flag set that reports errors as a usageError of one
@@ -173,6 +175,13 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	if v := getenv("TUTORIALS_LOG_FORMAT"); v != "" {
 		cfg.logFormat = v
 	}
+	if v := getenv("TUTORIALS_TRUST_PROXY"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, usagef("TUTORIALS_TRUST_PROXY: %q is not true or false", v)
+		}
+		cfg.trustProxy = b
+	}
 
 	fs := newFlagSet("serve")
 	fs.StringVar(&cfg.addr, "addr", cfg.addr, "address to listen on")
@@ -180,6 +189,8 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	fs.Float64Var(&cfg.rate, "rate", cfg.rate, "requests per second per key; 0 turns limiting off")
 	fs.IntVar(&cfg.burst, "burst", cfg.burst, "requests a key may make at once")
 	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "text or json")
+	fs.BoolVar(&cfg.trustProxy, "trust-proxy", cfg.trustProxy,
+		"behind a reverse proxy: take the client address from X-Forwarded-For")
 	if err := parseFlags(fs, args); err != nil {
 		return cfg, err
 	}
