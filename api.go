@@ -764,6 +764,13 @@ func handleHealthz(store *Store) http.Handler {
 			writeError(w, r, &apiError{http.StatusServiceUnavailable, "Database unavailable"})
 			return
 		}
+		// Reads still work when the disk is full or the file read-only, but
+		// every write is lost: that is not a healthy server.
+		if err := store.WriteFailure(); err != nil {
+			requestInfoFrom(r.Context()).err = err
+			writeError(w, r, &apiError{http.StatusServiceUnavailable, "Database cannot be written"})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 }
