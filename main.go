@@ -234,6 +234,21 @@ const (
 	saveUsageEvery = time.Minute
 )
 
+// newHTTPServer wraps handler in an http.Server with the limits above. Tests
+// of slow clients use the same server, shortening a timeout on the value it
+// returns rather than through a flag nobody else needs.
+func newHTTPServer(handler http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := parseServeConfig(args, getenv)
 	if err != nil {
@@ -252,15 +267,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	usage := newKeyUsage()
-	srv := &http.Server{
-		Handler:           newServer(cfg, logger, store, usage),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(newServer(cfg, logger, store, usage), logger)
 	// Listen before logging, so that the log shows the real address (with
 	// -addr :0, the port the system chose).
 	ln, err := net.Listen("tcp", cfg.addr)
