@@ -368,8 +368,18 @@ func TestRateLimitThroughTheServer(t *testing.T) {
 		{`"key";q=2;w=20`, `"key";r=0;t=20`, "10"},
 	}
 	var got []limitHeaders
+	start := time.Now()
 	for range want {
 		got = append(got, limitHeadersOf(ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, "")))
+	}
+	if took := time.Since(start); took >= time.Second {
+		// A stalled machine: the seconds have moved on. The exact values on
+		// a clock that cannot stall are in TestRateLimitPerKey.
+		t.Logf("the requests took %v; comparing the policies and statuses only", took)
+		for i := range got {
+			got[i] = limitHeaders{Policy: got[i].Policy, RetryAfter: fmt.Sprint(got[i].RetryAfter != "")}
+			want[i] = limitHeaders{Policy: want[i].Policy, RetryAfter: fmt.Sprint(want[i].RetryAfter != "")}
+		}
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
