@@ -210,6 +210,9 @@ func TestFailedAuthenticationIsLimitedPerAddress(t *testing.T) {
 	if diff := cmp.Diff(limitHeaders{RetryAfter: "1"}, limitHeadersOf(resp)); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
 	}
+	// The address is refused before any key is read: a good key from it
+	// waits too (the price of costing a flood nothing).
+	ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "").wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
 
 	t.Run("a limited address costs no database work", func(t *testing.T) {
 		// With the read pool closed, any key lookup would be a 500.
