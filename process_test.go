@@ -58,7 +58,7 @@ type process struct {
 	err  error         // the result of Wait, once done is closed
 }
 
-var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
+var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // startServer starts the server on db at a port the system chooses, and
 // returns once its log says where it listens.
@@ -85,7 +85,7 @@ func startServer(t *testing.T, bin, db string) *process {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			p.logs.Write(append(sc.Bytes(), '\n'))
-			if m := listeningLine.FindSubmatch(sc.Bytes()); m != nil {
+			if m := listeningAddr.FindSubmatch(sc.Bytes()); m != nil {
 				addr <- string(m[1])
 			}
 		}
