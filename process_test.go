@@ -296,7 +296,7 @@ func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 	if len(keys) != 1 || keys[0].LastUsedAt.IsZero() {
 		t.Errorf("last_used_at not saved at shutdown: %+v", keys)
 	}
-	page, total, err := store.ListTutorials(context.Background(), ListParams{Page: 1, PerPage: 10, Sort: defaultSort})
+	page, total, err := store.ListTutorials(context.Background(), ListParams{Page: 1, PerPage: 10, Sort: "-published_at"})
 	if err != nil {
 		t.Fatal(err)
 	}
