@@ -31,7 +31,7 @@ import (
 // newServer builds the whole HTTP handler of the program from its settings
 // and dependencies. Tests build the same one on a temporary database.
 func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage) http.Handler {
-	auth := newAuthenticator(store, usage)
+	auth := newAuthenticator(cfg, store, usage)
 	mux := http.NewServeMux()
 	addRoutes(mux, store, auth)
 	var h http.Handler = envelopeFallback(mux)
@@ -572,7 +572,12 @@ func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialI
 				problem("published_at must be an RFC 3339 time, like 2026-11-24T21:17:33Z")
 				break
 			}
-			t = t.UTC().Truncate(time.Second)
+			// An offset can carry a time of year 0000 or 9999 over the
+			// edge of the four-digit years the stored form has room for.
+			if t = t.UTC().Truncate(time.Second); t.Year() < 0 || t.Year() > 9999 {
+				problem("published_at must be between the years 0000 and 9999 in UTC")
+				break
+			}
 			in.PublishedAt = &t
 		}
 	}
@@ -682,9 +687,14 @@ func parseListQuery(q url.Values) (ListParams, error) {
 // positiveInt parses a decimal integer of at least 1. One too large for an
 // int64 is still a valid number, only a very large one: it counts as the
 // largest int64 (a page past any end, a per_page of 100).
+//
+// ParseInt reports ErrRange as soon as the digits overflow, before it looks
+// at the rest: "99999999999999999999x" is out of range, not a syntax error.
+// So a large number is only taken for one when every character is a digit.
 func positiveInt(s string) (int64, bool) {
 	n, err := strconv.ParseInt(s, 10, 64)
-	if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
+	if errors.Is(err, strconv.ErrRange) && s[0] != '-' &&
+		!strings.ContainsFunc(strings.TrimPrefix(s, "+"), func(c rune) bool { return c < '0' || c > '9' }) {
 		return math.MaxInt64, true
 	}
 	if err != nil || n < 1 {
@@ -1033,6 +1043,13 @@ func handleHealthz(store *Store) http.Handler {
 		if err := store.Ping(r.Context()); err != nil {
 			requestInfoFrom(r.Context()).err = err
 			writeError(w, r, &apiError{http.StatusServiceUnavailable, "Database unavailable"})
+			return
+		}
+		// Reads still work when the disk is full or the file read-only, but
+		// every write is lost: that is not a healthy server.
+		if err := store.WriteFailure(); err != nil {
+			requestInfoFrom(r.Context()).err = err
+			writeError(w, r, &apiError{http.StatusServiceUnavailable, "Database cannot be written"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -53,13 +53,15 @@ func (b *syncBuffer) String() string {
 }
 
 // testConfig is the server's configuration for tests: the defaults of the
-// serve command.
-func testConfig(t *testing.T) config {
+// serve command, with rate limiting off so that a test may send as many
+// requests as it needs. The tests of rate limiting turn it back on.
+func testConfig(t testing.TB) config {
 	t.Helper()
 	cfg, err := parseServeConfig(nil, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.rate = 0
 	return cfg
 }
 
@@ -455,6 +457,8 @@ func TestCreateTutorialBadInput(t *testing.T) {
 		{"estimated_time too large", "application/json", `{"title":"a","slug":"a","estimated_time":100001}`, 400, "estimated_time must be between 0 and 100000 minutes"},
 		{"estimated_time past int64", "application/json", `{"title":"a","slug":"a","estimated_time":99999999999999999999}`, 400, "estimated_time must be an integer or null"},
 		{"published_at not RFC 3339", "application/json", `{"title":"a","slug":"a","published_at":"2026-11-24 21:17:33"}`, 400, "published_at must be an RFC 3339 time, like 2026-11-24T21:17:33Z"},
+		{"published_at after 9999 in UTC", "application/json", `{"title":"a","slug":"a","published_at":"9999-12-31T23:59:59-01:00"}`, 400, "published_at must be between the years 0000 and 9999 in UTC"},
+		{"published_at before 0000 in UTC", "application/json", `{"title":"a","slug":"a","published_at":"0000-01-01T00:00:00+01:00"}`, 400, "published_at must be between the years 0000 and 9999 in UTC"},
 		{"published_at wrong type", "application/json", `{"title":"a","slug":"a","published_at":1700000000}`, 400, "published_at must be a string"},
 		{"unknown field", "application/json", `{"title":"a","slug":"a","author":"me"}`, 400, `unknown field "author"`},
 		{"field names are case-sensitive", "application/json", `{"Title":"a","slug":"a"}`, 400, `title is required; unknown field "Title"`},
@@ -642,6 +646,8 @@ func TestListBadQuery(t *testing.T) {
 		{"page=-1", "page must be an integer of at least 1"},
 		{"page=-99999999999999999999", "page must be an integer of at least 1"},
 		{"page=two", "page must be an integer of at least 1"},
+		{"page=99999999999999999999x", "page must be an integer of at least 1"},
+		{"per_page=+99999999999999999999-", "per_page must be an integer of at least 1"},
 		{"page=1.5", "page must be an integer of at least 1"},
 		{"per_page=0", "per_page must be an integer of at least 1"},
 		{"per_page=x", "per_page must be an integer of at least 1"},
@@ -895,6 +901,8 @@ func TestAuthentication(t *testing.T) {
 		{"scheme alone", "Bearer", 401, "Authorization header must be: Bearer <key>", challenge},
 		{"scheme and spaces", "Bearer   ", 401, "Authorization header must be: Bearer <key>", challenge},
 		{"two tokens", "Bearer " + ts.writeKey + " " + ts.writeKey, 401, "Authorization header must be: Bearer <key>", challenge},
+		{"tab after the scheme", "Bearer \t" + ts.writeKey, 401, "Authorization header must be: Bearer <key>", challenge},
+		{"no-break space after the key", "Bearer " + ts.writeKey + "\u00a0", 401, "Invalid or inactive API key", invalid},
 		{"bare key", ts.writeKey, 401, "Authorization header must be: Bearer <key>", challenge},
 		{"unknown key", "Bearer tut_" + strings.Repeat("0", 64), 401, "Invalid or inactive API key", invalid},
 		{"not a key at all", "Bearer hunter2", 401, "Invalid or inactive API key", invalid},

@@ -6,14 +6,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"math"
+	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // This file decides who a request comes from and what it may do: the keys
-// themselves, the bearer middleware, scopes, and what a key costs to use.
+// themselves, the bearer middleware, scopes, rate limits, and what a key
+// costs to use.
 
 // Scopes. A read key may only GET; a write key may do everything.
 const (
@@ -78,14 +86,17 @@ const (
 
 // bearerToken returns the token of an "Authorization: Bearer <token>" header.
 // The scheme is case-insensitive (RFC 9110, section 11.1); the token is one
-// word.
+// word after one or more spaces. Only spaces and tabs count as padding
+// around the value, as in HTTP itself: strings.TrimSpace would also take a
+// trailing no-break space or newline for padding and accept a key that was
+// not sent as it is.
 func bearerToken(header string) (string, error) {
-	header = strings.TrimSpace(header)
+	header = strings.Trim(header, " \t")
 	if header == "" {
 		return "", &apiError{http.StatusUnauthorized, msgMissingAuth}
 	}
 	scheme, token, ok := strings.Cut(header, " ")
-	token = strings.TrimSpace(token)
+	token = strings.TrimLeft(token, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
 		return "", &apiError{http.StatusUnauthorized, msgMalformed}
 	}
@@ -96,10 +107,24 @@ func bearerToken(header string) (string, error) {
 type authenticator struct {
 	store *Store
 	usage *keyUsage
+
+	// perKey limits the requests of each key; failures limits the failed
+	// authentications of each client address. Both are nil when rate
+	// limiting is off (-rate 0).
+	perKey     *limiter
+	failures   *limiter
+	trustProxy bool // take the client address from X-Forwarded-For
 }
 
-func newAuthenticator(store *Store, usage *keyUsage) *authenticator {
-	return &authenticator{store: store, usage: usage}
+func newAuthenticator(cfg config, store *Store, usage *keyUsage) *authenticator {
+	a := &authenticator{store: store, usage: usage, trustProxy: cfg.trustProxy}
+	if cfg.rate > 0 {
+		a.perKey = newLimiter(cfg.rate, cfg.burst, time.Now)
+		// A client gets as many wrong keys as a key gets requests: enough for
+		// a typo, and far too few to guess a key of 256 random bits.
+		a.failures = newLimiter(cfg.rate, cfg.burst, time.Now)
+	}
+	return a
 }
 
 // requireKey lets a request through to next only with an active key of the
@@ -108,20 +133,34 @@ func newAuthenticator(store *Store, usage *keyUsage) *authenticator {
 // The key is looked up on every request, by its hash, so a key revoked by
 // "tutorials keys revoke" in another process is refused on the very next
 // request.
+//
+// The order matters. A client address that has failed too often is refused
+// first, before its key is even read, so that a flood of wrong keys costs
+// no database work. Only then is the key checked and its own bucket spent.
 func (a *authenticator) requireKey(need string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Whatever the answer, it is about this client's key: no shared cache
 		// may keep it.
 		w.Header().Set("Cache-Control", "no-store")
 
+		addr := a.clientAddr(r)
+		if a.failures != nil {
+			if st := a.failures.check(addr); !st.allowed {
+				writeRateLimited(w, r, st)
+				return
+			}
+		}
+
 		token, err := bearerToken(r.Header.Get("Authorization"))
 		if err != nil {
+			a.failed(addr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
 			writeError(w, r, err)
 			return
 		}
 		key, err := a.lookup(r.Context(), token)
 		if errors.Is(err, ErrNotFound) {
+			a.failed(addr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="api", error="invalid_token"`)
 			writeError(w, r, &apiError{http.StatusUnauthorized, msgInvalidKey})
 			return
@@ -133,12 +172,61 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 		requestInfoFrom(r.Context()).keyID = key.ID
 		a.usage.touch(key.ID, time.Now())
 
+		if a.perKey != nil {
+			st := a.perKey.take(strconv.FormatInt(key.ID, 10))
+			a.perKey.setHeaders(w.Header(), st)
+			if !st.allowed {
+				writeRateLimited(w, r, st)
+				return
+			}
+		}
+
 		if need == scopeWrite && key.Scope != scopeWrite {
 			writeError(w, r, &apiError{http.StatusForbidden, msgReadOnly})
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// failed counts a failed authentication against the client address addr.
+func (a *authenticator) failed(addr string) {
+	if a.failures != nil {
+		a.failures.take(addr)
+	}
+}
+
+// clientAddr is the address a request comes from, as failed authentication
+// is counted. Behind a reverse proxy every request comes from the proxy, so
+// with trustProxy the address is the last one in X-Forwarded-For: the one
+// the proxy itself added. Entries before it were written by the client and
+// prove nothing. Without trustProxy the header is ignored, since any client
+// can send one.
+//
+// An IPv6 client usually holds a whole /64 and could change address on
+// every request, so IPv6 addresses count by their /64.
+func (a *authenticator) clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if xff := r.Header.Values("X-Forwarded-For"); a.trustProxy && len(xff) > 0 {
+		last := xff[len(xff)-1]
+		last = strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:])
+		if _, err := netip.ParseAddr(last); err == nil {
+			host = last
+		}
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }
 
 // lookup returns the active key that token is, or ErrNotFound.
@@ -194,4 +282,143 @@ func (u *keyUsage) save(ctx context.Context, store *Store) error {
 		u.mu.Unlock()
 	}
 	return err
+}
+
+// ---- Rate limits ----
+
+// A bucket unused for bucketIdle is dropped, once it is full again: a
+// dropped bucket comes back full, so dropping one earlier would hand its
+// client free requests. The buckets are checked every sweepEvery.
+const (
+	bucketIdle = 10 * time.Minute
+	sweepEvery = time.Minute
+)
+
+// limiter is a set of token buckets, one per client: a key, or an address.
+// Each holds up to burst requests and refills at rate per second. Buckets are
+// made on first use and dropped once idle, so the memory a limiter holds is
+// bounded by the clients of the last ten minutes, not by every client since
+// the server started.
+type limiter struct {
+	rate  rate.Limit
+	burst int
+	now   func() time.Time // time.Now; a test's clock in tests
+
+	mu        sync.Mutex
+	buckets   map[string]*bucket
+	lastSweep time.Time
+}
+
+type bucket struct {
+	tokens   *rate.Limiter
+	lastUsed time.Time
+}
+
+func newLimiter(perSecond float64, burst int, now func() time.Time) *limiter {
+	return &limiter{rate: rate.Limit(perSecond), burst: burst, now: now,
+		buckets: make(map[string]*bucket), lastSweep: now()}
+}
+
+// limitState is what a bucket says about one request, and what the
+// RateLimit headers tell the client.
+type limitState struct {
+	allowed    bool
+	remaining  int           // whole requests the client may make now
+	untilFull  time.Duration // until the bucket holds a full burst again
+	retryAfter time.Duration // until a request is allowed again; 0 if allowed
+}
+
+// take spends one request from id's bucket, if it holds one.
+func (l *limiter) take(id string) limitState {
+	now := l.now()
+	b := l.bucket(id, now, true)
+	return l.state(b, now, b.AllowN(now, 1))
+}
+
+// check reports whether id's bucket holds a request, without spending it or
+// making a bucket for a client that has none.
+func (l *limiter) check(id string) limitState {
+	now := l.now()
+	b := l.bucket(id, now, false)
+	if b == nil {
+		return limitState{allowed: true, remaining: l.burst}
+	}
+	return l.state(b, now, b.TokensAt(now) >= 1)
+}
+
+// bucket returns id's bucket, made if create is set, and now and then drops
+// the idle ones.
+func (l *limiter) bucket(id string, now time.Time, create bool) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) >= sweepEvery {
+		l.sweep(now)
+	}
+	b := l.buckets[id]
+	if b == nil {
+		if !create {
+			return nil
+		}
+		b = &bucket{tokens: rate.NewLimiter(l.rate, l.burst)}
+		l.buckets[id] = b
+	}
+	b.lastUsed = now
+	return b.tokens
+}
+
+// sweep drops the buckets that have been idle for bucketIdle and are full.
+// It holds l.mu; once a minute, a pass over the map is cheap.
+func (l *limiter) sweep(now time.Time) {
+	for id, b := range l.buckets {
+		if now.Sub(b.lastUsed) >= bucketIdle && b.tokens.TokensAt(now) >= float64(l.burst) {
+			delete(l.buckets, id)
+		}
+	}
+	l.lastSweep = now
+}
+
+// size is the number of buckets held.
+func (l *limiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}
+
+func (l *limiter) state(b *rate.Limiter, now time.Time, allowed bool) limitState {
+	tokens := b.TokensAt(now)
+	st := limitState{allowed: allowed, remaining: max(0, int(tokens)), untilFull: l.refill(float64(l.burst) - tokens)}
+	if !allowed {
+		st.retryAfter = l.refill(1 - tokens)
+	}
+	return st
+}
+
+// refill is how long a bucket takes to gain n requests.
+func (l *limiter) refill(n float64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return time.Duration(math.Ceil(n / float64(l.rate) * float64(time.Second)))
+}
+
+// setHeaders writes the RateLimit-Policy and RateLimit headers of the IETF
+// httpapi draft (draft-ietf-httpapi-ratelimit-headers): the policy (a burst
+// of q requests, refilled in w seconds) and the state of the client's bucket
+// (r requests left, full again in t seconds).
+func (l *limiter) setHeaders(h http.Header, st limitState) {
+	h.Set("RateLimit-Policy", fmt.Sprintf(`"key";q=%d;w=%d`, l.burst, wholeSeconds(l.refill(float64(l.burst)))))
+	h.Set("RateLimit", fmt.Sprintf(`"key";r=%d;t=%d`, st.remaining, wholeSeconds(st.untilFull)))
+}
+
+// writeRateLimited answers 429 with Retry-After in whole seconds, rounded
+// up and at least 1, so that a client that waits as told is never refused
+// again for having come back early.
+func writeRateLimited(w http.ResponseWriter, r *http.Request, st limitState) {
+	w.Header().Set("Retry-After", strconv.FormatInt(max(1, wholeSeconds(st.retryAfter)), 10))
+	writeError(w, r, &apiError{http.StatusTooManyRequests, "Rate limit exceeded"})
+}
+
+// wholeSeconds is d in seconds, rounded up.
+func wholeSeconds(d time.Duration) int64 {
+	return int64(math.Ceil(d.Seconds()))
 }

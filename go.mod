@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/google/go-cmp v0.7.0
+	golang.org/x/time v0.16.0
 	modernc.org/sqlite v1.62.0
 )
 

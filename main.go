@@ -66,7 +66,7 @@ func usagef(format string, args ...any) error {
 
 const usageText = `usage:
   tutorials [serve] [-addr ADDR] [-db FILE] [-rate N] [-burst N] [-log-format text|json]
-                    [-cors-origins ORIGIN,...]
+                    [-cors-origins ORIGIN,...] [-trust-proxy]
   tutorials keys create -name NAME [-scope read|write] [-db FILE]
   tutorials keys list [-db FILE]
   tutorials keys revoke [-db FILE] ID
@@ -117,11 +117,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // config is every setting of the server. Each has a flag and an environment
 // variable; the flag wins over the variable, which wins over the default.
 type config struct {
-	addr      string
-	db        string
-	rate      float64
-	burst     int
-	logFormat string
+	addr       string
+	db         string
+	rate       float64
+	burst      int
+	logFormat  string
+	trustProxy bool
 	// corsOrigins are the browser origins allowed to call the API, each
 	// exactly as a browser sends it in Origin: "https://app.example.com".
 	// None (the default) means no CORS headers at all.
@@ -183,6 +184,13 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	if v := getenv("TUTORIALS_LOG_FORMAT"); v != "" {
 		cfg.logFormat = v
 	}
+	if v := getenv("TUTORIALS_TRUST_PROXY"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, usagef("TUTORIALS_TRUST_PROXY: %q is not true or false", v)
+		}
+		cfg.trustProxy = b
+	}
 	corsOrigins := getenv("TUTORIALS_CORS_ORIGINS")
 
 	fs := newFlagSet("serve")
@@ -191,6 +199,8 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	fs.Float64Var(&cfg.rate, "rate", cfg.rate, "requests per second per key; 0 turns limiting off")
 	fs.IntVar(&cfg.burst, "burst", cfg.burst, "requests a key may make at once")
 	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "text or json")
+	fs.BoolVar(&cfg.trustProxy, "trust-proxy", cfg.trustProxy,
+		"behind a reverse proxy: take the client address from X-Forwarded-For")
 	fs.StringVar(&corsOrigins, "cors-origins", corsOrigins, "comma-separated origins a browser may call the API from")
 	if err := parseFlags(fs, args); err != nil {
 		return cfg, err
@@ -262,6 +272,21 @@ const (
 	saveUsageEvery = time.Minute
 )
 
+// newHTTPServer wraps handler in an http.Server with the limits above. Tests
+// of slow clients use the same server, shortening a timeout on the value it
+// returns rather than through a flag nobody else needs.
+func newHTTPServer(handler http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := parseServeConfig(args, getenv)
 	if err != nil {
@@ -280,15 +305,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	usage := newKeyUsage()
-	srv := &http.Server{
-		Handler:           newServer(cfg, logger, store, usage),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(newServer(cfg, logger, store, usage), logger)
 	// Listen before logging, so that the log shows the real address (with
 	// -addr :0, the port the system chose).
 	ln, err := net.Listen("tcp", cfg.addr)

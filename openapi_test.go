@@ -69,9 +69,10 @@ type patternRecorder []string
 func (p *patternRecorder) Handle(pattern string, _ http.Handler) { *p = append(*p, pattern) }
 
 // registeredPatterns returns every pattern addRoutes registers.
-func registeredPatterns(ts *testServer) []string {
+func registeredPatterns(t *testing.T, ts *testServer) []string {
+	t.Helper()
 	var rec patternRecorder
-	addRoutes(&rec, ts.store, newAuthenticator(ts.store, ts.usage))
+	addRoutes(&rec, ts.store, newAuthenticator(testConfig(t), ts.store, ts.usage))
 	return rec
 }
 
@@ -98,7 +99,7 @@ func routeMismatches(patterns []string, described map[string]openAPIOperation) [
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	ts := newTestServer(t)
 	doc := loadOpenAPI(t)
-	if problems := routeMismatches(registeredPatterns(ts), doc.operations(t)); len(problems) > 0 {
+	if problems := routeMismatches(registeredPatterns(t, ts), doc.operations(t)); len(problems) > 0 {
 		t.Errorf("addRoutes and openapi.json disagree:\n%s", strings.Join(problems, "\n"))
 	}
 }
@@ -108,7 +109,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 func TestOpenAPIRouteCheckCatchesDrift(t *testing.T) {
 	ts := newTestServer(t)
 	ops := loadOpenAPI(t).operations(t)
-	patterns := slices.DeleteFunc(registeredPatterns(ts), func(p string) bool { return p == "DELETE /api/v1/tutorials/{slug}" })
+	patterns := slices.DeleteFunc(registeredPatterns(t, ts), func(p string) bool { return p == "DELETE /api/v1/tutorials/{slug}" })
 	patterns = append(patterns, "GET /api/v1/tags", "POST /api/v1/tutorials/{slug}")
 	want := []string{
 		`openapi.json describes "DELETE /api/v1/tutorials/{slug}", which is not a route`,

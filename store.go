@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -56,6 +57,13 @@ type Store struct {
 	write *sql.DB
 	read  *sql.DB
 	path  string // for Backup, which needs a connection of its own
+
+	// unwritable is the cause of the last write that failed because the
+	// file could not be written (a full disk, a read-only file or
+	// directory, an I/O error), until a write succeeds again. Reads carry on
+	// in that state, so only this remembers that every write is being lost.
+	mu         sync.Mutex
+	unwritable error
 }
 
 // OpenStore opens (creating if need be) the database at path and brings its
@@ -130,6 +138,41 @@ func (s *Store) Close() error {
 	return errors.Join(s.read.Close(), s.write.Close())
 }
 
+// WriteFailure returns why the database cannot be written, when the last
+// write failed for that reason, or nil.
+func (s *Store) WriteFailure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unwritable
+}
+
+// noteWrite records what the outcome of a write says about the file, and
+// returns err as it is. A success clears a failure; a constraint or a
+// missing row says nothing either way.
+func (s *Store) noteWrite(err error) error {
+	if err == nil || isStorageFailure(err) {
+		s.mu.Lock()
+		s.unwritable = err
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// isStorageFailure reports whether err is SQLite unable to write the file,
+// by its primary result code, as opposed to a problem with the statement.
+func isStorageFailure(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() & 0xff { // the primary code of an extended one
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
+		sqlite3.SQLITE_PERM, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return true
+	}
+	return false
+}
+
 // Ping reports whether the database answers a query.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
@@ -202,9 +245,9 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	defer tx.Rollback() // a no-op once committed
 	if err := fn(tx); err != nil {
-		return err
+		return s.noteWrite(err)
 	}
-	return tx.Commit()
+	return s.noteWrite(tx.Commit())
 }
 
 // isUniqueViolation reports whether err is SQLite refusing a duplicate in a
@@ -480,6 +523,7 @@ func (s *Store) CreateTutorial(ctx context.Context, in TutorialInput, now time.T
 		in.Category, in.Difficulty, in.EstimatedTime,
 		formatTime(published), formatTime(now), formatTime(now))
 	t, err := scanFullTutorial(row)
+	s.noteWrite(err)
 	if isUniqueViolation(err) {
 		return t, ErrSlugTaken
 	}

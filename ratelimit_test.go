@@ -1,0 +1,448 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeClock is a clock the test moves by hand, so that a test of rate
+// limits can wait ten minutes without sleeping.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// newLimitedServer starts the authentication middleware with rate limiting
+// on and its limiters on clock, on a real database with a key of each
+// scope, in front of a handler that answers 200.
+func newLimitedServer(t *testing.T, cfg config, clock *fakeClock) (*testServer, *authenticator) {
+	t.Helper()
+	ctx := context.Background()
+	dbPath := filepath.Join(t.TempDir(), "test.db")
+	store, err := OpenStore(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ts := &testServer{store: store, dbPath: dbPath, usage: newKeyUsage(), logs: &syncBuffer{}}
+	if ts.writeKey, _, err = issueKey(ctx, store, "writer", scopeWrite); err != nil {
+		t.Fatal(err)
+	}
+	if ts.readKey, _, err = issueKey(ctx, store, "reader", scopeRead); err != nil {
+		t.Fatal(err)
+	}
+	auth := newAuthenticator(cfg, store, ts.usage)
+	auth.perKey.now = clock.now
+	auth.failures.now = clock.now
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, "ok") })
+	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
+	srv := httptest.NewServer(logRequests(logger, auth.requireKey(scopeRead, ok)))
+	t.Cleanup(srv.Close)
+	ts.url = srv.URL
+	return ts, auth
+}
+
+// limitedConfig is testConfig with rate limiting on.
+func limitedConfig(t *testing.T, perSecond float64, burst int) config {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.rate, cfg.burst = perSecond, burst
+	return cfg
+}
+
+// limitHeaders are the rate limit headers of a response; "" for absent.
+type limitHeaders struct {
+	Policy, RateLimit, RetryAfter string
+}
+
+func limitHeadersOf(resp response) limitHeaders {
+	return limitHeaders{resp.header.Get("RateLimit-Policy"), resp.header.Get("RateLimit"), resp.header.Get("Retry-After")}
+}
+
+func TestRateLimitPerKey(t *testing.T) {
+	// Each step waits, sends one request with the write key, and expects a
+	// status and the rate limit headers exactly.
+	type step struct {
+		wait   time.Duration
+		status int
+		want   limitHeaders
+	}
+	tests := []struct {
+		name      string
+		perSecond float64
+		burst     int
+		steps     []step
+	}{
+		{"a burst, then refused until a request has refilled", 1, 3, []step{
+			{0, 200, limitHeaders{`"key";q=3;w=3`, `"key";r=2;t=1`, ""}},
+			{0, 200, limitHeaders{`"key";q=3;w=3`, `"key";r=1;t=2`, ""}},
+			{0, 200, limitHeaders{`"key";q=3;w=3`, `"key";r=0;t=3`, ""}},
+			{0, 429, limitHeaders{`"key";q=3;w=3`, `"key";r=0;t=3`, "1"}},
+			{500 * time.Millisecond, 429, limitHeaders{`"key";q=3;w=3`, `"key";r=0;t=3`, "1"}},
+			{500 * time.Millisecond, 200, limitHeaders{`"key";q=3;w=3`, `"key";r=0;t=3`, ""}},
+			{time.Minute, 200, limitHeaders{`"key";q=3;w=3`, `"key";r=2;t=1`, ""}},
+		}},
+		{"a slow rate makes a long Retry-After", 0.1, 2, []step{
+			{0, 200, limitHeaders{`"key";q=2;w=20`, `"key";r=1;t=10`, ""}},
+			{0, 200, limitHeaders{`"key";q=2;w=20`, `"key";r=0;t=20`, ""}},
+			{0, 429, limitHeaders{`"key";q=2;w=20`, `"key";r=0;t=20`, "10"}},
+			{9500 * time.Millisecond, 429, limitHeaders{`"key";q=2;w=20`, `"key";r=0;t=11`, "1"}},
+			{500 * time.Millisecond, 200, limitHeaders{`"key";q=2;w=20`, `"key";r=0;t=20`, ""}},
+		}},
+		{"a fast rate rounds seconds up", 4, 10, []step{
+			{0, 200, limitHeaders{`"key";q=10;w=3`, `"key";r=9;t=1`, ""}},
+		}},
+		{"a burst of one", 2, 1, []step{
+			{0, 200, limitHeaders{`"key";q=1;w=1`, `"key";r=0;t=1`, ""}},
+			{0, 429, limitHeaders{`"key";q=1;w=1`, `"key";r=0;t=1`, "1"}},
+			{400 * time.Millisecond, 429, limitHeaders{`"key";q=1;w=1`, `"key";r=0;t=1`, "1"}},
+			{100 * time.Millisecond, 200, limitHeaders{`"key";q=1;w=1`, `"key";r=0;t=1`, ""}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			ts, _ := newLimitedServer(t, limitedConfig(t, tt.perSecond, tt.burst), clock)
+			for i, s := range tt.steps {
+				clock.advance(s.wait)
+				resp := ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, "")
+				if resp.status != s.status {
+					t.Fatalf("step %d: status %d %q, want %d", i, resp.status, resp.error, s.status)
+				}
+				if s.status == http.StatusTooManyRequests {
+					resp.wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
+				}
+				if diff := cmp.Diff(s.want, limitHeadersOf(resp)); diff != "" {
+					t.Errorf("step %d: headers (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestRateLimitBucketsAreNotShared(t *testing.T) {
+	clock := newFakeClock()
+	ts, _ := newLimitedServer(t, limitedConfig(t, 1, 2), clock)
+	for range 2 {
+		ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, "")
+	}
+	ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, "").wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
+	// Another key from the same address has its own bucket.
+	if resp := ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, ""); resp.status != http.StatusOK {
+		t.Errorf("the read key: %d %q, want 200", resp.status, resp.error)
+	}
+}
+
+// TestRetryAfterIsNeverEarly holds Retry-After to its promise for many
+// rates and moments: a client that waits as long as it says is let in, and
+// one that comes back a second sooner is not (so the wait is not padded
+// either).
+func TestRetryAfterIsNeverEarly(t *testing.T) {
+	for _, perSecond := range []float64{0.05, 0.3, 0.7, 1, 1.5, 3, 7.5, 100} {
+		refill := time.Duration(float64(time.Second) / perSecond)
+		for _, fraction := range []float64{0, 0.123, 0.5, 0.999} {
+			t.Run(fmt.Sprintf("rate %v, %v of a refill later", perSecond, fraction), func(t *testing.T) {
+				clock := newFakeClock()
+				l := newLimiter(perSecond, 1, clock.now)
+				l.take("k")
+				clock.advance(time.Duration(fraction * float64(refill)))
+				st := l.take("k")
+				if st.allowed {
+					t.Fatal("allowed before the bucket refilled")
+				}
+				retry := time.Duration(max(1, wholeSeconds(st.retryAfter))) * time.Second
+				if retry > time.Second {
+					clock.advance(retry - time.Second)
+					if l.check("k").allowed {
+						t.Errorf("Retry-After %v is padded: a second sooner is already allowed", retry)
+					}
+					clock.advance(time.Second)
+				} else {
+					clock.advance(retry)
+				}
+				if st := l.take("k"); !st.allowed {
+					t.Errorf("Retry-After %v is too early: still refused, next in %v", retry, st.retryAfter)
+				}
+			})
+		}
+	}
+}
+
+func TestFailedAuthenticationIsLimitedPerAddress(t *testing.T) {
+	clock := newFakeClock()
+	ts, _ := newLimitedServer(t, limitedConfig(t, 1, 3), clock)
+	wrong := keyPrefix + strings.Repeat("0", 64)
+
+	for i, h := range []string{"Bearer " + wrong, "Basic x", ""} {
+		resp := ts.request(t, "GET", "/api/v1/tutorials", "", "", "Authorization", h)
+		if resp.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %q, want 401", i, resp.status, resp.error)
+		}
+	}
+	resp := ts.request(t, "GET", "/api/v1/tutorials", wrong, "")
+	resp.wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
+	if diff := cmp.Diff(limitHeaders{RetryAfter: "1"}, limitHeadersOf(resp)); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	// The address is refused before any key is read: a good key from it
+	// waits too (the price of costing a flood nothing).
+	ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "").wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
+
+	t.Run("a limited address costs no database work", func(t *testing.T) {
+		// With the read pool closed, any key lookup would be a 500.
+		ts.store.read.Close()
+		ts.request(t, "GET", "/api/v1/tutorials", wrong, "").wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
+	})
+	t.Run("the address is let in again once its bucket refills", func(t *testing.T) {
+		clock.advance(time.Second)
+		ts.request(t, "GET", "/api/v1/tutorials", "", "").wantError(t, http.StatusUnauthorized, "Missing Authorization header")
+		ts.request(t, "GET", "/api/v1/tutorials", "", "").wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
+	})
+}
+
+func TestSuccessfulAuthenticationCostsTheAddressNothing(t *testing.T) {
+	clock := newFakeClock()
+	ts, auth := newLimitedServer(t, limitedConfig(t, 1, 2), clock)
+	ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, "")
+	ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
+	if n := auth.failures.size(); n != 0 {
+		t.Errorf("%d address buckets after only good keys, want 0", n)
+	}
+}
+
+func TestTrustProxy(t *testing.T) {
+	wrong := keyPrefix + strings.Repeat("0", 64)
+	// exhaust fails from the address of xff until it is refused.
+	exhaust := func(t *testing.T, ts *testServer, xff string) {
+		t.Helper()
+		for range 2 {
+			ts.request(t, "GET", "/api/v1/tutorials", wrong, "", "X-Forwarded-For", xff)
+		}
+		ts.request(t, "GET", "/api/v1/tutorials", wrong, "", "X-Forwarded-For", xff).wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
+	}
+	statusFrom := func(t *testing.T, ts *testServer, xff string) int {
+		t.Helper()
+		return ts.request(t, "GET", "/api/v1/tutorials", wrong, "", "X-Forwarded-For", xff).status
+	}
+
+	t.Run("off: X-Forwarded-For is ignored", func(t *testing.T) {
+		ts, _ := newLimitedServer(t, limitedConfig(t, 1, 2), newFakeClock())
+		exhaust(t, ts, "203.0.113.1")
+		if got := statusFrom(t, ts, "203.0.113.2"); got != http.StatusTooManyRequests {
+			t.Errorf("a new X-Forwarded-For got %d: a client could escape the limit by sending one", got)
+		}
+	})
+	t.Run("on: the address the proxy added counts", func(t *testing.T) {
+		cfg := limitedConfig(t, 1, 2)
+		cfg.trustProxy = true
+		ts, _ := newLimitedServer(t, cfg, newFakeClock())
+		exhaust(t, ts, "198.51.100.7, 203.0.113.1")
+		if got := statusFrom(t, ts, "198.51.100.8, 203.0.113.1"); got != http.StatusTooManyRequests {
+			t.Errorf("a forged entry before the proxy's got %d: the client chose its own bucket", got)
+		}
+		if got := statusFrom(t, ts, "203.0.113.1, 203.0.113.2"); got != http.StatusUnauthorized {
+			t.Errorf("another client behind the proxy got %d, want 401", got)
+		}
+	})
+}
+
+func TestClientAddr(t *testing.T) {
+	tests := []struct {
+		name       string
+		remote     string
+		xff        []string
+		trustProxy bool
+		want       string
+	}{
+		{"IPv4", "192.0.2.1:4000", nil, false, "192.0.2.1"},
+		{"header ignored unless trusted", "192.0.2.1:4000", []string{"203.0.113.9"}, false, "192.0.2.1"},
+		{"trusted: the last entry", "10.0.0.1:4000", []string{"198.51.100.1, 203.0.113.9"}, true, "203.0.113.9"},
+		{"trusted: the last of several lines", "10.0.0.1:4000", []string{"198.51.100.1", "203.0.113.9 "}, true, "203.0.113.9"},
+		{"trusted but no header", "10.0.0.1:4000", nil, true, "10.0.0.1"},
+		{"trusted but not an address", "10.0.0.1:4000", []string{"203.0.113.9, unknown"}, true, "10.0.0.1"},
+		{"IPv6 counts by its /64", "[2001:db8:1:2:3:4:5:6]:4000", nil, false, "2001:db8:1:2::/64"},
+		{"same /64, same bucket", "[2001:db8:1:2:ffff::1]:4000", nil, false, "2001:db8:1:2::/64"},
+		{"IPv4 in IPv6 is IPv4", "[::ffff:192.0.2.1]:4000", nil, false, "192.0.2.1"},
+		{"IPv6 from the proxy", "10.0.0.1:4000", []string{"2001:db8::1"}, true, "2001:db8::/64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &authenticator{trustProxy: tt.trustProxy}
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := a.clientAddr(r); got != tt.want {
+				t.Errorf("clientAddr = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestIdleBucketsAreDropped sends failed authentications from 100,000
+// distinct addresses through the real middleware, then lets ten minutes pass
+// on the clock: the buckets go, and memory does not grow with the number of
+// clients the server has ever seen.
+func TestIdleBucketsAreDropped(t *testing.T) {
+	clock := newFakeClock()
+	auth := newAuthenticator(limitedConfig(t, 10, 20), nil, newKeyUsage())
+	auth.perKey.now, auth.failures.now = clock.now, clock.now
+	h := auth.requireKey(scopeRead, http.NotFoundHandler())
+	fail := func(addr string) {
+		r := httptest.NewRequest("GET", "/api/v1/tutorials", nil)
+		r.RemoteAddr = addr + ":1234"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusUnauthorized {
+			t.Fatalf("%s: %d, want 401", addr, w.Code)
+		}
+	}
+
+	const clients = 100_000
+	for i := range clients {
+		fail(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&0xff, i&0xff))
+	}
+	if n := auth.failures.size(); n != clients {
+		t.Fatalf("%d buckets after %d clients, want one each", n, clients)
+	}
+
+	clock.advance(bucketIdle - time.Minute)
+	fail("192.0.2.1") // a client that is still active when the others go idle
+	clock.advance(time.Minute)
+	fail("192.0.2.2") // this request sweeps
+	if n := auth.failures.size(); n != 2 {
+		t.Errorf("%d buckets once the %d idle ones are swept, want 2 (the recent clients)", n, clients)
+	}
+}
+
+func TestBucketsThatAreNotFullAreKept(t *testing.T) {
+	// One request an hour, a burst of 2: a bucket emptied needs two hours to
+	// fill. Dropping it after ten idle minutes would hand back a full one.
+	clock := newFakeClock()
+	l := newLimiter(1.0/3600, 2, clock.now)
+	l.take("slow")
+	l.take("slow")
+	clock.advance(bucketIdle + sweepEvery)
+	l.take("other")
+	if st := l.check("slow"); st.allowed {
+		t.Errorf("the slow client's bucket was dropped and came back full")
+	}
+	clock.advance(2 * time.Hour)
+	l.take("other")
+	if n := l.size(); n != 1 {
+		t.Errorf("%d buckets after two more hours, want 1", n)
+	}
+}
+
+func TestRateLimitThroughTheServer(t *testing.T) {
+	// The whole server on the real clock: the headers are exact as long as
+	// the three requests take less than a second between them.
+	ts := newTestServerWith(t, limitedConfig(t, 0.1, 2))
+	want := []limitHeaders{
+		{`"key";q=2;w=20`, `"key";r=1;t=10`, ""},
+		{`"key";q=2;w=20`, `"key";r=0;t=20`, ""},
+		{`"key";q=2;w=20`, `"key";r=0;t=20`, "10"},
+	}
+	var got []limitHeaders
+	start := time.Now()
+	for range want {
+		got = append(got, limitHeadersOf(ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, "")))
+	}
+	if took := time.Since(start); took >= time.Second {
+		// A stalled machine: the seconds have moved on. The exact values on
+		// a clock that cannot stall are in TestRateLimitPerKey.
+		t.Logf("the requests took %v; comparing the policies and statuses only", took)
+		for i := range got {
+			got[i] = limitHeaders{Policy: got[i].Policy, RetryAfter: fmt.Sprint(got[i].RetryAfter != "")}
+			want[i] = limitHeaders{Policy: want[i].Policy, RetryAfter: fmt.Sprint(want[i].RetryAfter != "")}
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, `{"title":"a","slug":"a"}`).wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
+	if ts.count(t) != 0 {
+		t.Error("a refused request wrote")
+	}
+}
+
+func TestRateLimitOff(t *testing.T) {
+	ts := newTestServer(t) // testConfig: -rate 0
+	for range 50 {
+		resp := ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
+		if resp.status != http.StatusOK {
+			t.Fatalf("%d %q, want 200 with limiting off", resp.status, resp.error)
+		}
+		if diff := cmp.Diff(limitHeaders{}, limitHeadersOf(resp)); diff != "" {
+			t.Fatalf("headers with limiting off (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestServeConfigRateLimitFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    config
+		wantErr string
+	}{
+		{"defaults", nil, nil, config{addr: ":8080", db: "tutorials.db", rate: 10, burst: 20, logFormat: "text"}, ""},
+		{"flags", []string{"-rate", "0.5", "-burst", "3", "-trust-proxy"}, nil,
+			config{addr: ":8080", db: "tutorials.db", rate: 0.5, burst: 3, logFormat: "text", trustProxy: true}, ""},
+		{"rate 0 turns limiting off", []string{"-rate", "0"}, nil,
+			config{addr: ":8080", db: "tutorials.db", rate: 0, burst: 20, logFormat: "text"}, ""},
+		{"environment", nil, map[string]string{"TUTORIALS_RATE": "2", "TUTORIALS_BURST": "4", "TUTORIALS_TRUST_PROXY": "true"},
+			config{addr: ":8080", db: "tutorials.db", rate: 2, burst: 4, logFormat: "text", trustProxy: true}, ""},
+		{"flag beats environment", []string{"-trust-proxy=false"}, map[string]string{"TUTORIALS_TRUST_PROXY": "1"},
+			config{addr: ":8080", db: "tutorials.db", rate: 10, burst: 20, logFormat: "text"}, ""},
+		{"bad TUTORIALS_TRUST_PROXY", nil, map[string]string{"TUTORIALS_TRUST_PROXY": "yes please"}, config{},
+			`TUTORIALS_TRUST_PROXY: "yes please" is not true or false`},
+		{"negative rate", []string{"-rate", "-1"}, nil, config{}, "-rate must be 0 or more"},
+		{"burst of 0", []string{"-burst", "0"}, nil, config{}, "-burst must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseServeConfig(tt.args, func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(config{})); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

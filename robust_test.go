@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The proofs of issue 3 that run in the test process: concurrent writers,
+// slow clients, a database that cannot be written, and the limits and
+// headers every response keeps. The proofs that need a process to kill are
+// in process_test.go.
+
+// ---- Concurrent writers ----
+
+func TestConcurrentCreatesAllSucceed(t *testing.T) {
+	ts := newTestServer(t)
+	const writers, each = 8, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				body := mustJSON(t, map[string]any{"title": "t", "slug": fmt.Sprintf("w%d-%d", w, i)})
+				resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, body)
+				if resp.status != http.StatusCreated {
+					t.Errorf("writer %d, create %d: %d %q", w, i, resp.status, resp.error)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := ts.count(t); got != writers*each {
+		t.Errorf("%d tutorials, want %d", got, writers*each)
+	}
+	if logs := ts.logs.String(); strings.Contains(logs, "locked") || strings.Contains(logs, "level=ERROR") {
+		t.Errorf("the log shows a failed write:\n%s", logs)
+	}
+}
+
+func TestConcurrentCreatesOfOneSlug(t *testing.T) {
+	ts := newTestServer(t)
+	const clients = 16
+	start := make(chan struct{})
+	statuses := make(chan response, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			<-start // all at once, as far as the scheduler allows
+			statuses <- ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey,
+				mustJSON(t, map[string]any{"title": fmt.Sprint("client ", i), "slug": "same"}))
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	got := map[int]int{}
+	for resp := range statuses {
+		got[resp.status]++
+		if resp.status == http.StatusConflict {
+			resp.wantError(t, http.StatusConflict, "Slug already exists")
+		}
+	}
+	if diff := cmp.Diff(map[int]int{201: 1, 409: clients - 1}, got); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	if n := ts.count(t); n != 1 {
+		t.Errorf("%d tutorials, want 1", n)
+	}
+}
+
+func TestTwoClientsPatchingDifferentFieldsKeepBoth(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+	const rounds = 200
+	var wg sync.WaitGroup
+	for _, field := range []string{"title", "content"} {
+		wg.Go(func() {
+			for i := range rounds {
+				body := mustJSON(t, map[string]any{field: fmt.Sprintf("%s %d", field, i)})
+				if resp := ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, body); resp.status != http.StatusOK {
+					t.Errorf("patch %s %d: %d %q", field, i, resp.status, resp.error)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got := decodeData[Tutorial](t, ts.request(t, "GET", "/api/v1/tutorials/go", ts.readKey, ""))
+	want := []string{fmt.Sprint("title ", rounds-1), fmt.Sprint("content ", rounds-1)}
+	if diff := cmp.Diff(want, []string{got.Title, got.Content}); diff != "" {
+		t.Errorf("last values (-want +got):\n%s", diff)
+	}
+}
+
+// ---- Slow clients ----
+
+// startHTTPServer serves the API like runServe does, through newHTTPServer,
+// on 127.0.0.1 and a fresh database, after adjust has changed the server.
+func startHTTPServer(t *testing.T, adjust func(*http.Server)) (*testServer, string) {
+	t.Helper()
+	ts := newTestServer(t) // for its database, keys and log
+	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
+	srv := newHTTPServer(newServer(testConfig(t), logger, ts.store, ts.usage), logger)
+	adjust(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	ts.url = "http://" + ln.Addr().String()
+	return ts, ln.Addr().String()
+}
+
+// halfRequest opens a connection and sends the start of a request, never
+// the blank line that ends its headers.
+func halfRequest(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "GET /api/v1/tutorials HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+func TestSlowClients(t *testing.T) {
+	t.Run("200 half requests do not hold up a whole one", func(t *testing.T) {
+		// The header timeout is long, so that all the slow connections are
+		// still waiting while the normal request is served.
+		ts, addr := startHTTPServer(t, func(srv *http.Server) { srv.ReadHeaderTimeout = time.Minute })
+		var slow []net.Conn
+		for range 200 {
+			slow = append(slow, halfRequest(t, addr))
+		}
+		client := &http.Client{Timeout: 30 * time.Second}
+		req, _ := http.NewRequest("GET", ts.url+"/api/v1/tutorials", nil)
+		req.Header.Set("Authorization", "Bearer "+ts.readKey)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("the normal request failed: %v", err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("the normal request: %d, want 200", res.StatusCode)
+		}
+		// The slow ones were still being waited for: finishing one now gets
+		// it its answer.
+		if _, err := io.WriteString(slow[0], "\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err = http.ReadResponse(bufio.NewReader(slow[0]), nil)
+		if err != nil {
+			t.Fatalf("a slow request was dropped: %v", err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the slow request without a key: %d, want 401", res.StatusCode)
+		}
+	})
+
+	t.Run("headers slower than the read-header timeout are cut off", func(t *testing.T) {
+		_, addr := startHTTPServer(t, func(srv *http.Server) { srv.ReadHeaderTimeout = 200 * time.Millisecond })
+		conn := halfRequest(t, addr)
+		if _, err := io.WriteString(conn, "X-Slow: "); err != nil {
+			t.Fatal(err)
+		}
+		// Keep sending a byte of a header every 50 ms: always busy, never done.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					if _, err := conn.Write([]byte("a")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+		// The server closes the connection: the read ends long before this
+		// deadline, with no response.
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		b, err := io.ReadAll(conn)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal("the server is still holding the connection of a client that never finishes its headers")
+		}
+		// net/http may answer 400 before it closes; never anything else.
+		if len(b) != 0 && !strings.HasPrefix(string(b), "HTTP/1.1 400 ") {
+			t.Errorf("the slow client got %q", b)
+		}
+	})
+
+	t.Run("every timeout is set", func(t *testing.T) {
+		srv := newHTTPServer(http.NotFoundHandler(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		for name, d := range map[string]time.Duration{"ReadHeaderTimeout": srv.ReadHeaderTimeout,
+			"ReadTimeout": srv.ReadTimeout, "WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout} {
+			if d <= 0 {
+				t.Errorf("%s is not set: a slow client could hold a connection forever", name)
+			}
+		}
+	})
+}
+
+// ---- A database that cannot be written ----
+
+func TestDatabaseThatCannotBeWritten(t *testing.T) {
+	tests := []struct {
+		name        string
+		break_, fix string // SQL run on the writer's connection
+		cause       string // what the log must say
+	}{
+		// max_page_count stops the file growing: a full disk, as SQLite sees
+		// it. (A tiny filesystem would need root and a mount.)
+		{"disk full", "PRAGMA max_page_count = 1", "PRAGMA max_page_count = 1073741823", "database or disk is full"},
+		// query_only makes SQLite refuse every write as it does on a
+		// read-only file or directory. (Changing the file's mode would not
+		// do: the tests may run as root, whom modes do not stop.)
+		{"read-only", "PRAGMA query_only = 1", "PRAGMA query_only = 0", "readonly"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t)
+			ctx := context.Background()
+			before := ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+			if _, err := ts.store.write.ExecContext(ctx, tt.break_); err != nil {
+				t.Fatal(err)
+			}
+			big := strings.Repeat("x", 100_000) // so that a write needs new pages
+
+			writes := []struct{ method, path, body string }{
+				{"POST", "/api/v1/tutorials", mustJSON(t, map[string]any{"title": "New", "slug": "new", "content": big})},
+				{"PATCH", "/api/v1/tutorials/go", mustJSON(t, map[string]any{"content": big})},
+				{"PUT", "/api/v1/tutorials/go", mustJSON(t, map[string]any{"title": "Go", "slug": "go", "content": big})},
+			}
+			for _, w := range writes {
+				resp := ts.request(t, w.method, w.path, ts.writeKey, w.body)
+				resp.wantError(t, http.StatusInternalServerError, "Internal server error")
+				if strings.Contains(strings.ToLower(string(resp.body)), "disk") || strings.Contains(string(resp.body), "readonly") {
+					t.Errorf("%s: the response leaks the cause: %s", w.method, resp.body)
+				}
+			}
+			if logs := ts.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, tt.cause) {
+				t.Errorf("the log does not name the cause %q:\n%s", tt.cause, logs)
+			}
+
+			// Reads carry on, and show nothing was half written.
+			got := decodeData[Tutorial](t, ts.request(t, "GET", "/api/v1/tutorials/go", ts.readKey, ""))
+			if diff := cmp.Diff(before, got); diff != "" {
+				t.Errorf("the tutorial changed (-want +got):\n%s", diff)
+			}
+			if n := ts.count(t); n != 1 {
+				t.Errorf("%d tutorials, want 1", n)
+			}
+			// Health tells the truth: the server answers, but loses writes.
+			ts.request(t, "GET", "/healthz", "", "").wantError(t, http.StatusServiceUnavailable, "Database cannot be written")
+
+			// Once the trouble is gone, the next write works and health
+			// recovers: nothing was left broken.
+			if _, err := ts.store.write.ExecContext(ctx, tt.fix); err != nil {
+				t.Fatal(err)
+			}
+			ts.create(t, map[string]any{"title": "New", "slug": "new", "content": big})
+			if resp := ts.request(t, "GET", "/healthz", "", ""); resp.status != http.StatusOK {
+				t.Errorf("healthz after recovery: %d %q", resp.status, resp.error)
+			}
+		})
+	}
+}
+
+// ---- Limits and headers ----
+
+func TestHeadersTooLargeAre431(t *testing.T) {
+	ts, _ := startHTTPServer(t, func(*http.Server) {})
+	req, _ := http.NewRequest("GET", ts.url+"/api/v1/tutorials", nil)
+	req.Header.Set("Authorization", "Bearer "+ts.readKey)
+	req.Header.Set("X-Padding", strings.Repeat("x", 2*maxHeaderBytes))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("%d, want 431", res.StatusCode)
+	}
+}
+
+func TestLongSlugIsRefusedWithoutAQuery(t *testing.T) {
+	ts := newTestServer(t)
+	long := strings.Repeat("a", maxSlug+1)
+	ts.request(t, "GET", "/api/v1/tutorials/"+long, ts.readKey, "").wantError(t, http.StatusNotFound, "Tutorial not found")
+	// With the writer closed every write fails with a 500: a 404 shows that
+	// none was tried. (The key lookup reads, so the read pool stays open.)
+	writes := []struct{ method, body string }{{"DELETE", ""}, {"PATCH", `{"title":"a"}`}, {"PUT", `{"title":"a","slug":"a"}`}}
+	ts.store.write.Close()
+	for _, w := range writes {
+		ts.request(t, w.method, "/api/v1/tutorials/"+long, ts.writeKey, w.body).wantError(t, http.StatusNotFound, "Tutorial not found")
+	}
+}
+
+func TestResponsesRevealNothingOfTheServer(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+	var resps []response
+	for _, r := range []struct{ method, path, key, body string }{
+		{"GET", "/api/v1/tutorials", ts.readKey, ""},
+		{"GET", "/api/v1/tutorials/go", ts.readKey, ""},
+		{"GET", "/api/v1/tutorials/nope", ts.readKey, ""},
+		{"GET", "/api/v1/tutorials?page=x", ts.readKey, ""},
+		{"POST", "/api/v1/tutorials", ts.writeKey, `{"title":`},
+		{"POST", "/api/v1/tutorials", ts.writeKey, `{"title":"Go","slug":"go"}`},
+		{"POST", "/api/v1/tutorials", ts.readKey, `{"title":"Go","slug":"go"}`},
+		{"GET", "/api/v1/tutorials", "", ""},
+		{"GET", "/nowhere", "", ""},
+	} {
+		resps = append(resps, ts.request(t, r.method, r.path, r.key, r.body))
+	}
+	ts.store.write.Close()
+	resps = append(resps, ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, `{"title":"a","slug":"a"}`))
+
+	for _, resp := range resps {
+		body := strings.ToLower(string(resp.body))
+		for _, leak := range []string{"sqlite", "sql:", "select ", "insert ", "goroutine", ".go:", "go1.", "/tmp/", "database is closed"} {
+			if strings.Contains(body, leak) {
+				t.Errorf("%d response holds %q: %s", resp.status, leak, resp.body)
+			}
+		}
+		if v := resp.header.Get("Server"); v != "" {
+			t.Errorf("Server header %q names the software", v)
+		}
+	}
+}
+
+func TestAuthenticatedResponsesAreNotSniffedOrCached(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+	for _, r := range []struct{ method, path, key, body string }{
+		{"GET", "/api/v1/tutorials", ts.readKey, ""},
+		{"GET", "/api/v1/tutorials/go", ts.readKey, ""},
+		{"GET", "/api/v1/tutorials/nope", ts.readKey, ""},
+		{"POST", "/api/v1/tutorials", ts.writeKey, `{"title":"New","slug":"new"}`},
+		{"PATCH", "/api/v1/tutorials/new", ts.writeKey, `{"title":"Newer"}`},
+		{"PUT", "/api/v1/tutorials/new", ts.writeKey, `{"title":"New","slug":"new"}`},
+		{"DELETE", "/api/v1/tutorials/new", ts.writeKey, ""},
+		{"POST", "/api/v1/tutorials", ts.readKey, `{"title":"a","slug":"a"}`},
+		{"GET", "/api/v1/tutorials", "", ""},
+		{"GET", "/api/v1/tutorials", "tut_" + strings.Repeat("0", 64), ""},
+	} {
+		resp := ts.request(t, r.method, r.path, r.key, r.body)
+		got := []string{resp.header.Get("X-Content-Type-Options"), resp.header.Get("Cache-Control")}
+		if diff := cmp.Diff([]string{"nosniff", "no-store"}, got); diff != "" {
+			t.Errorf("%s %s (%d): headers (-want +got):\n%s", r.method, r.path, resp.status, diff)
+		}
+	}
+}
