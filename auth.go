@@ -82,12 +82,12 @@ const (
 func bearerToken(header string) (string, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
-		return "", errors.New(msgMissingAuth)
+		return "", &apiError{http.StatusUnauthorized, msgMissingAuth}
 	}
 	scheme, token, ok := strings.Cut(header, " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
-		return "", errors.New(msgMalformed)
+		return "", &apiError{http.StatusUnauthorized, msgMalformed}
 	}
 	return token, nil
 }
@@ -117,7 +117,7 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 		token, err := bearerToken(r.Header.Get("Authorization"))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
-			writeError(w, r, &apiError{http.StatusUnauthorized, err.Error()})
+			writeError(w, r, err)
 			return
 		}
 		key, err := a.lookup(r.Context(), token)
