@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -53,6 +54,13 @@ const readConns = 4
 type Store struct {
 	write *sql.DB
 	read  *sql.DB
+
+	// version is the one connection DataVersion asks: PRAGMA data_version
+	// only means something compared with itself on the same connection. A
+	// connection runs one statement at a time, hence the mutex.
+	versionMu   sync.Mutex
+	version     *sql.Conn
+	versionStmt *sql.Stmt
 }
 
 // OpenStore opens (creating if need be) the database at path and brings its
@@ -96,6 +104,15 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	read.SetConnMaxIdleTime(0)
 	read.SetConnMaxLifetime(0)
 	s.read = read
+
+	// The version connection is one of the read pool's, kept for good.
+	if s.version, err = read.Conn(ctx); err == nil {
+		s.versionStmt, err = s.version.PrepareContext(ctx, "PRAGMA data_version")
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
 	return s, nil
 }
 
@@ -124,7 +141,30 @@ func dsn(path, extra string) string {
 
 // Close closes both pools.
 func (s *Store) Close() error {
-	return errors.Join(s.read.Close(), s.write.Close())
+	var errs []error
+	if s.versionStmt != nil {
+		errs = append(errs, s.versionStmt.Close())
+	}
+	if s.version != nil {
+		// Returns the connection to the pool; a second Close is ErrConnDone.
+		if err := s.version.Close(); !errors.Is(err, sql.ErrConnDone) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(append(errs, s.read.Close(), s.write.Close())...)
+}
+
+// DataVersion is a number that changes whenever anyone, this process or
+// another, has committed a change to the database since it was last asked;
+// it stays the same otherwise. It costs no read of the database: SQLite
+// answers from the WAL index in shared memory. So a cache of something in
+// the database may be trusted for as long as DataVersion stays the same.
+func (s *Store) DataVersion(ctx context.Context) (int64, error) {
+	s.versionMu.Lock()
+	defer s.versionMu.Unlock()
+	var v int64
+	err := s.versionStmt.QueryRowContext(ctx).Scan(&v)
+	return v, err
 }
 
 // Ping reports whether the database answers a query.
