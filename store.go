@@ -403,8 +403,11 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 	}
 	defer tx.Rollback()
 
+	// The total comes from tutorial_counts (see schema.sql), whose columns
+	// have the names of the filter's, not from a COUNT(*) that would read
+	// every matching row.
 	var total int64
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM tutorials"+filter, args...).Scan(&total); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(n), 0) FROM tutorial_counts"+filter, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	q := "SELECT " + tutorialColumns + " FROM tutorials" + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
