@@ -3,11 +3,16 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // The mechanisms that make the server fast, held to the promises that make
@@ -24,6 +29,144 @@ func openTestStore(t *testing.T) (*Store, string) {
 	}
 	t.Cleanup(func() { store.Close() })
 	return store, path
+}
+
+// ---- Group commit ----
+
+func TestBatchCommitsEachWriteOrUndoesItAlone(t *testing.T) {
+	store, path := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	input := func(slug string) TutorialInput {
+		return TutorialInput{Title: slug, Slug: slug, Category: "backend", Difficulty: "beginner"}
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	errBoom := errors.New("boom")
+	var rows [6]Tutorial
+
+	// One batch, as commitBatches would hand it over.
+	batch := []*pendingWrite{
+		{ctx: ctx, fn: insertTutorial(input("first"), now, &rows[0])},
+		{ctx: ctx, fn: insertTutorial(input("taken"), now, &rows[1])},
+		{ctx: ctx, fn: insertTutorial(input("taken"), now, &rows[2])}, // the same slug again
+		{ctx: ctx, fn: func(ctx context.Context, tx *sql.Tx) error {
+			// Writes, then fails: its write must go with it.
+			if err := insertTutorial(input("undone"), now, &rows[3])(ctx, tx); err != nil {
+				return err
+			}
+			return errBoom
+		}},
+		{ctx: gone, fn: insertTutorial(input("client-gone"), now, &rows[4])},
+		{ctx: ctx, fn: insertTutorial(input("last"), now, &rows[5])},
+	}
+	for _, p := range batch {
+		p.done = make(chan error, 1)
+	}
+	store.commitBatch(batch)
+
+	// Each write's outcome, by name.
+	var got []string
+	for _, p := range batch {
+		switch err := <-p.done; {
+		case err == nil:
+			got = append(got, "committed")
+		case isUniqueViolation(err):
+			got = append(got, "slug taken")
+		default:
+			got = append(got, err.Error())
+		}
+	}
+	want := []string{"committed", "committed", "slug taken", "boom", "context canceled", "committed"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+
+	// What is on disk, seen from another connection, as another process
+	// would see it.
+	other, err := OpenStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for slug, want := range map[string]error{"first": nil, "taken": nil, "last": nil,
+		"undone": ErrNotFound, "client-gone": ErrNotFound} {
+		if _, err := other.TutorialBySlug(ctx, slug); !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", slug, err, want)
+		}
+	}
+	list, total, err := other.ListTutorials(ctx, ListParams{Page: 1, PerPage: 100, Sort: defaultSort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 3 || len(list) != 3 {
+		t.Errorf("total %d, %d listed, want 3 and 3", total, len(list))
+	}
+}
+
+func TestConcurrentCreatesAllAnswerAfterTheirCommit(t *testing.T) {
+	ts := newTestServer(t)
+	const unique, dups = 60, 8
+	statuses := make(chan int, unique+dups)
+	var wg sync.WaitGroup
+	post := func(slug string) {
+		defer wg.Done()
+		body := `{"title": "T", "slug": "` + slug + `"}`
+		req, _ := http.NewRequest("POST", ts.url+"/api/v1/tutorials", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+ts.writeKey)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		res.Body.Close()
+		if slug == "dup" {
+			statuses <- res.StatusCode
+		} else if res.StatusCode != http.StatusCreated {
+			t.Errorf("create %s: %d", slug, res.StatusCode)
+		}
+	}
+	for i := range unique {
+		wg.Add(1)
+		go post(fmt.Sprintf("t%d", i))
+	}
+	for range dups {
+		wg.Add(1)
+		go post("dup")
+	}
+	wg.Wait()
+	close(statuses)
+
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if diff := cmp.Diff(map[int]int{http.StatusCreated: 1, http.StatusConflict: dups - 1}, count); diff != "" {
+		t.Errorf("the duplicates' statuses (-want +got):\n%s", diff)
+	}
+	// Every 201 is already visible to another connection to the file.
+	other, err := OpenStore(context.Background(), ts.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	_, total, err := other.ListTutorials(context.Background(), ListParams{Page: 1, PerPage: 1, Sort: defaultSort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != unique+1 {
+		t.Errorf("total %d, want %d", total, unique+1)
+	}
+}
+
+func TestWriteAfterCloseFailsAtOnce(t *testing.T) {
+	store, _ := openTestStore(t)
+	store.Close()
+	in := TutorialInput{Title: "Go", Slug: "go", Category: "backend", Difficulty: "beginner"}
+	if _, err := store.CreateTutorial(context.Background(), in, time.Now()); !errors.Is(err, errStoreClosed) {
+		t.Errorf("create after Close: %v, want %v", err, errStoreClosed)
+	}
 }
 
 // ---- The key cache ----

@@ -61,6 +61,12 @@ type Store struct {
 	versionMu   sync.Mutex
 	version     *sql.Conn
 	versionStmt *sql.Stmt
+
+	// writes feeds commitBatches, the one goroutine that runs the writes
+	// of tutorials; closing stop ends it, and it closes stopped as it goes.
+	writes        chan *pendingWrite
+	stop, stopped chan struct{}
+	closeOnce     sync.Once
 }
 
 // OpenStore opens (creating if need be) the database at path and brings its
@@ -113,6 +119,10 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+
+	s.writes = make(chan *pendingWrite)
+	s.stop, s.stopped = make(chan struct{}), make(chan struct{})
+	go s.commitBatches()
 	return s, nil
 }
 
@@ -139,8 +149,14 @@ func dsn(path, extra string) string {
 	return u.String()
 }
 
-// Close closes both pools.
+// Close lets the batch being written finish, then closes both pools.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+			<-s.stopped
+		}
+	})
 	var errs []error
 	if s.versionStmt != nil {
 		errs = append(errs, s.versionStmt.Close())
@@ -242,6 +258,122 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// ---- Group commit ----
+
+// With synchronous=FULL every commit waits for an fsync, a millisecond or
+// more on most disks and far more on an SD card: one commit per request
+// would cap writes at about a thousand a second, whatever the CPU. So the
+// writes of tutorials that arrive while a commit is under way wait for it
+// and then go together, in one transaction with one fsync. Each still
+// answers only once its own transaction is on disk, and each runs inside a
+// SAVEPOINT of its own, so that one that fails (a slug taken) is undone
+// alone and the others of its batch commit.
+
+// maxBatch bounds a batch, so that the first write of a long queue does not
+// wait for the last.
+const maxBatch = 128
+
+// errStoreClosed answers a write that arrives after Close.
+var errStoreClosed = errors.New("store is closed")
+
+// pendingWrite is a write waiting for its batch. fn runs in the batch's
+// transaction, with the context it is given.
+type pendingWrite struct {
+	ctx  context.Context // the request's: a write whose client is gone is skipped
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error // fn's result, or the batch's, once it is on disk
+}
+
+// inBatch runs fn in the next batch and returns once that batch has
+// committed: nil only if fn succeeded and its batch is on disk.
+func (s *Store) inBatch(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	p := &pendingWrite{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.writes <- p:
+	case <-s.stop:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-p.done
+}
+
+// commitBatches takes the writes as they come: the first that arrives, and
+// with it every other already waiting, up to maxBatch. There is no timer:
+// alone, a write commits at once; under load, the batch is whatever
+// gathered while the last one was being written.
+func (s *Store) commitBatches() {
+	defer close(s.stopped)
+	for {
+		var batch []*pendingWrite
+		select {
+		case p := <-s.writes:
+			batch = append(batch, p)
+		case <-s.stop:
+			return
+		}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-s.writes:
+				batch = append(batch, p)
+			default:
+				break gather
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// commitBatch writes a batch in one transaction and tells each write how it
+// went.
+//
+// The statements run on a context that is never cancelled. A cancelled
+// context makes the driver interrupt SQLite, and an interrupted write rolls
+// back the whole transaction: one client hanging up would undo the writes
+// of all the others. A write whose client is gone before its turn is
+// skipped instead.
+func (s *Store) commitBatch(batch []*pendingWrite) {
+	ctx := context.Background()
+	results := make([]error, len(batch))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for i, p := range batch {
+			if err := p.ctx.Err(); err != nil {
+				results[i] = err
+				continue
+			}
+			var err error
+			if results[i], err = inSavepoint(ctx, tx, p.fn); err != nil {
+				return err // the transaction is in doubt: fail the batch
+			}
+		}
+		return nil
+	})
+	for i, p := range batch {
+		if err != nil {
+			p.done <- err
+		} else {
+			p.done <- results[i]
+		}
+	}
+}
+
+// inSavepoint runs fn inside a savepoint of tx, rolled back if fn fails.
+// It returns fn's error, and apart from it any error of the savepoint's own
+// statements, after which tx cannot be trusted.
+func inSavepoint(ctx context.Context, tx *sql.Tx, fn func(context.Context, *sql.Tx) error) (fnErr, err error) {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT write"); err != nil {
+		return nil, err
+	}
+	if fnErr = fn(ctx, tx); fnErr != nil {
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO write"); err != nil {
+			return nil, err
+		}
+	}
+	_, err = tx.ExecContext(ctx, "RELEASE write")
+	return fnErr, err
 }
 
 // isUniqueViolation reports whether err is SQLite refusing a duplicate in a
@@ -430,6 +562,17 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 // CreateTutorial inserts a tutorial and returns it as stored. A slug that is
 // taken is ErrSlugTaken.
 func (s *Store) CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error) {
+	var t Tutorial
+	err := s.inBatch(ctx, insertTutorial(in, now, &t))
+	if isUniqueViolation(err) {
+		return t, ErrSlugTaken
+	}
+	return t, err
+}
+
+// insertTutorial is the write of CreateTutorial, for a batch: it inserts in
+// and stores the row as written in t.
+func insertTutorial(in TutorialInput, now time.Time, t *Tutorial) func(context.Context, *sql.Tx) error {
 	const q = `INSERT INTO tutorials
 		(title, slug, excerpt, content, category, difficulty, estimated_time,
 		 published_at, created_at, updated_at)
@@ -439,14 +582,13 @@ func (s *Store) CreateTutorial(ctx context.Context, in TutorialInput, now time.T
 	if in.PublishedAt != nil {
 		published = *in.PublishedAt
 	}
-	row := s.write.QueryRowContext(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
-		in.Category, in.Difficulty, in.EstimatedTime,
-		formatTime(published), formatTime(now), formatTime(now))
-	t, err := scanFullTutorial(row)
-	if isUniqueViolation(err) {
-		return t, ErrSlugTaken
+	return func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		*t, err = scanFullTutorial(tx.QueryRowContext(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
+			in.Category, in.Difficulty, in.EstimatedTime,
+			formatTime(published), formatTime(now), formatTime(now)))
+		return err
 	}
-	return t, err
 }
 
 // PatchTutorial changes the fields named in in.Sent, and only those, in one
@@ -470,7 +612,7 @@ func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput
 	if in.PublishedAt != nil {
 		published = formatTime(*in.PublishedAt)
 	}
-	row := s.write.QueryRowContext(ctx, q,
+	args := []any{
 		sql.Named("set_title", in.Sent["title"]), sql.Named("title", in.Title),
 		sql.Named("set_slug", in.Sent["slug"]), sql.Named("slug", in.Slug),
 		sql.Named("set_excerpt", in.Sent["excerpt"]), sql.Named("excerpt", in.Excerpt),
@@ -480,8 +622,14 @@ func (s *Store) PatchTutorial(ctx context.Context, slug string, in TutorialInput
 		sql.Named("set_estimated_time", in.Sent["estimated_time"]), sql.Named("estimated_time", in.EstimatedTime),
 		sql.Named("set_published_at", in.Sent["published_at"]), sql.Named("published_at", published),
 		sql.Named("now", formatTime(now)),
-		sql.Named("where_slug", slug))
-	t, err := scanFullTutorial(row)
+		sql.Named("where_slug", slug),
+	}
+	var t Tutorial
+	err := s.inBatch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		t, err = scanFullTutorial(tx.QueryRowContext(ctx, q, args...))
+		return err
+	})
 	if isUniqueViolation(err) {
 		return t, ErrSlugTaken
 	}
@@ -503,9 +651,13 @@ func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInp
 	if in.PublishedAt != nil {
 		published = formatTime(*in.PublishedAt)
 	}
-	row := s.write.QueryRowContext(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
-		in.Category, in.Difficulty, in.EstimatedTime, published, formatTime(now), slug)
-	t, err := scanFullTutorial(row)
+	var t Tutorial
+	err := s.inBatch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		t, err = scanFullTutorial(tx.QueryRowContext(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
+			in.Category, in.Difficulty, in.EstimatedTime, published, formatTime(now), slug))
+		return err
+	})
 	if isUniqueViolation(err) {
 		return t, ErrSlugTaken
 	}
@@ -514,11 +666,13 @@ func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInp
 
 // DeleteTutorial deletes the tutorial with that slug, or returns ErrNotFound.
 func (s *Store) DeleteTutorial(ctx context.Context, slug string) error {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM tutorials WHERE slug = ?`, slug)
-	if err != nil {
-		return err
-	}
-	return requireOneRow(res)
+	return s.inBatch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM tutorials WHERE slug = ?`, slug)
+		if err != nil {
+			return err
+		}
+		return requireOneRow(res)
+	})
 }
 
 // requireOneRow turns an UPDATE or DELETE that matched nothing into
