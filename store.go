@@ -62,6 +62,10 @@ type Store struct {
 	version     *sql.Conn
 	versionStmt *sql.Stmt
 
+	// stmts holds the read queries prepared so far, by their text: see
+	// readStmt.
+	stmts sync.Map
+
 	// writes feeds commitBatches, the one goroutine that runs the writes
 	// of tutorials; closing stop ends it, and it closes stopped as it goes.
 	writes        chan *pendingWrite
@@ -158,6 +162,10 @@ func (s *Store) Close() error {
 		}
 	})
 	var errs []error
+	s.stmts.Range(func(_, st any) bool {
+		errs = append(errs, st.(*sql.Stmt).Close())
+		return true
+	})
 	if s.versionStmt != nil {
 		errs = append(errs, s.versionStmt.Close())
 	}
@@ -168,6 +176,27 @@ func (s *Store) Close() error {
 		}
 	}
 	return errors.Join(append(errs, s.read.Close(), s.write.Close())...)
+}
+
+// readStmt returns query prepared on the read pool, preparing it the first
+// time it is asked for. SQLite compiles every statement before running it,
+// and for a lookup by key the compiling costs more than the running: it was
+// a fifth of a GET's time. database/sql keeps one compiled copy per
+// connection of the pool, made the first time the connection runs it. Only
+// constant query texts come here, so the map stays small.
+func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close() // another request prepared it meanwhile
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 // DataVersion is a number that changes whenever anyone, this process or
@@ -474,7 +503,11 @@ func scanFullTutorial(row scanner) (Tutorial, error) {
 // TutorialBySlug returns the tutorial with that slug, or ErrNotFound.
 func (s *Store) TutorialBySlug(ctx context.Context, slug string) (Tutorial, error) {
 	const q = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
-	return scanFullTutorial(s.read.QueryRowContext(ctx, q, slug))
+	st, err := s.readStmt(ctx, q)
+	if err != nil {
+		return Tutorial{}, err
+	}
+	return scanFullTutorial(st.QueryRowContext(ctx, slug))
 }
 
 // ListParams selects and orders a page of tutorials. The API has already
@@ -538,12 +571,19 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 	// The total comes from tutorial_counts (see schema.sql), whose columns
 	// have the names of the filter's, not from a COUNT(*) that would read
 	// every matching row.
-	var total int64
-	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(n), 0) FROM tutorial_counts"+filter, args...).Scan(&total); err != nil {
+	countStmt, err := s.readStmt(ctx, "SELECT COALESCE(SUM(n), 0) FROM tutorial_counts"+filter)
+	if err != nil {
 		return nil, 0, err
 	}
-	q := "SELECT " + tutorialColumns + " FROM tutorials" + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
-	rows, err := tx.QueryContext(ctx, q, append(args, p.PerPage, offset)...)
+	pageStmt, err := s.readStmt(ctx, "SELECT "+tutorialColumns+" FROM tutorials"+filter+" ORDER BY "+order+" LIMIT ? OFFSET ?")
+	if err != nil {
+		return nil, 0, err
+	}
+	var total int64
+	if err := tx.StmtContext(ctx, countStmt).QueryRowContext(ctx, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := tx.StmtContext(ctx, pageStmt).QueryContext(ctx, append(args, p.PerPage, offset)...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -739,7 +779,11 @@ func scanAPIKey(row scanner) (APIKey, error) {
 // ErrNotFound.
 func (s *Store) KeyByHash(ctx context.Context, hash []byte) (APIKey, error) {
 	const q = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE hash = ?`
-	return scanAPIKey(s.read.QueryRowContext(ctx, q, hash))
+	st, err := s.readStmt(ctx, q)
+	if err != nil {
+		return APIKey{}, err
+	}
+	return scanAPIKey(st.QueryRowContext(ctx, hash))
 }
 
 // APIKeys returns every key, revoked ones included, oldest first.
