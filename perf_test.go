@@ -47,18 +47,18 @@ func TestBatchCommitsEachWriteOrUndoesItAlone(t *testing.T) {
 
 	// One batch, as commitBatches would hand it over.
 	batch := []*pendingWrite{
-		{ctx: ctx, fn: insertTutorial(input("first"), now, &rows[0])},
-		{ctx: ctx, fn: insertTutorial(input("taken"), now, &rows[1])},
-		{ctx: ctx, fn: insertTutorial(input("taken"), now, &rows[2])}, // the same slug again
+		{ctx: ctx, fn: store.insertTutorial(input("first"), now, &rows[0])},
+		{ctx: ctx, fn: store.insertTutorial(input("taken"), now, &rows[1])},
+		{ctx: ctx, fn: store.insertTutorial(input("taken"), now, &rows[2])}, // the same slug again
 		{ctx: ctx, fn: func(ctx context.Context, tx *sql.Tx) error {
 			// Writes, then fails: its write must go with it.
-			if err := insertTutorial(input("undone"), now, &rows[3])(ctx, tx); err != nil {
+			if err := store.insertTutorial(input("undone"), now, &rows[3])(ctx, tx); err != nil {
 				return err
 			}
 			return errBoom
 		}},
-		{ctx: gone, fn: insertTutorial(input("client-gone"), now, &rows[4])},
-		{ctx: ctx, fn: insertTutorial(input("last"), now, &rows[5])},
+		{ctx: gone, fn: store.insertTutorial(input("client-gone"), now, &rows[4])},
+		{ctx: ctx, fn: store.insertTutorial(input("last"), now, &rows[5])},
 	}
 	for _, p := range batch {
 		p.done = make(chan error, 1)
