@@ -390,3 +390,40 @@ func TestPageCacheServesOnlyItsOwnVersionAndStaysSmall(t *testing.T) {
 		t.Errorf("%d pages cached, want at most %d", n, maxCachedPages)
 	}
 }
+
+// ---- Prepared statements ----
+
+func TestFirstListsAtOnceDoNotDeadlockThePool(t *testing.T) {
+	ts := newTestServer(t)
+	// Leave the server one free read connection (the version connection
+	// holds another), then ask sixteen different queries (filters by sorts),
+	// none prepared yet, at once. Preparing one while a transaction holds
+	// the last connection would wait forever for another.
+	for range readConns - 2 {
+		conn, err := ts.store.read.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	for _, filter := range []string{"", "category=go&", "difficulty=advanced&", "category=go&difficulty=beginner&"} {
+		for _, sort := range sortNames {
+			wg.Go(func() {
+				req, _ := http.NewRequest("GET", ts.url+"/api/v1/tutorials?"+filter+"sort="+sort, nil)
+				req.Header.Set("Authorization", "Bearer "+ts.readKey)
+				res, err := client.Do(req)
+				if err != nil {
+					t.Errorf("%s%s: %v", filter, sort, err)
+					return
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					t.Errorf("%s%s: %d", filter, sort, res.StatusCode)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}

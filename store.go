@@ -624,6 +624,17 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 		offset = (p.Page - 1) * p.PerPage
 	}
 
+	// Prepared before the transaction begins: preparing takes a connection
+	// of the pool, and a transaction holding one while it waits for another
+	// could wait forever once every connection is held that way.
+	countStmt, err := s.readStmt(ctx, "SELECT COALESCE(SUM(n), 0) FROM tutorial_counts"+filter)
+	if err != nil {
+		return nil, 0, err
+	}
+	pageStmt, err := s.readStmt(ctx, "SELECT "+tutorialColumns+" FROM tutorials"+filter+" ORDER BY "+order+" LIMIT ? OFFSET ?")
+	if err != nil {
+		return nil, 0, err
+	}
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, 0, err
@@ -633,14 +644,6 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 	// The total comes from tutorial_counts (see schema.sql), whose columns
 	// have the names of the filter's, not from a COUNT(*) that would read
 	// every matching row.
-	countStmt, err := s.readStmt(ctx, "SELECT COALESCE(SUM(n), 0) FROM tutorial_counts"+filter)
-	if err != nil {
-		return nil, 0, err
-	}
-	pageStmt, err := s.readStmt(ctx, "SELECT "+tutorialColumns+" FROM tutorials"+filter+" ORDER BY "+order+" LIMIT ? OFFSET ?")
-	if err != nil {
-		return nil, 0, err
-	}
 	var total int64
 	if err := tx.StmtContext(ctx, countStmt).QueryRowContext(ctx, args...).Scan(&total); err != nil {
 		return nil, 0, err
