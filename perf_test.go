@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -166,6 +167,35 @@ func TestWriteAfterCloseFailsAtOnce(t *testing.T) {
 	in := TutorialInput{Title: "Go", Slug: "go", Category: "backend", Difficulty: "beginner"}
 	if _, err := store.CreateTutorial(context.Background(), in, time.Now()); !errors.Is(err, errStoreClosed) {
 		t.Errorf("create after Close: %v, want %v", err, errStoreClosed)
+	}
+}
+
+func TestWALIsCopiedIntoTheDatabaseInTheBackground(t *testing.T) {
+	store, path := openTestStore(t)
+	ctx := context.Background()
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	content := strings.Repeat("x", 4000)
+	for i := range 20 {
+		in := TutorialInput{Title: "T", Slug: fmt.Sprintf("t%d", i), Content: content, Category: "backend", Difficulty: "beginner"}
+		if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No commit checkpoints (wal_autocheckpoint is off), so the file only
+	// grows once checkpointWAL has copied the WAL into it.
+	for deadline := time.Now().Add(10 * checkpointEvery); size() < before+20*4000; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file is still %d bytes (%d before the writes)", size(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

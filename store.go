@@ -75,10 +75,13 @@ type Store struct {
 	writeStmts map[string]*sql.Stmt
 
 	// writes feeds commitBatches, the one goroutine that runs the writes
-	// of tutorials; closing stop ends it, and it closes stopped as it goes.
-	writes        chan *pendingWrite
-	stop, stopped chan struct{}
-	closeOnce     sync.Once
+	// of tutorials. checkpoint is the connection of checkpointWAL. Closing
+	// stop ends both goroutines; background waits for them.
+	writes     chan *pendingWrite
+	checkpoint *sql.DB
+	stop       chan struct{}
+	background sync.WaitGroup
+	closeOnce  sync.Once
 }
 
 // OpenStore opens (creating if need be) the database at path and brings its
@@ -98,7 +101,12 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	// sub-journal: a temporary file by default, which cost a pwrite per page
 	// and an eighth of a create's time. In memory it is a copy, dropped at
 	// RELEASE.
-	write, err := sql.Open("sqlite", dsn(path, "_txlock=immediate&_pragma=temp_store(memory)"))
+	//
+	// wal_autocheckpoint(0): the commit that takes the WAL past a thousand
+	// pages would otherwise copy them into the database file and fsync it,
+	// tens of milliseconds during which every write of the next batch waits.
+	// checkpointWAL does that work beside the writes instead.
+	write, err := sql.Open("sqlite", dsn(path, "_txlock=immediate&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)"))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -141,9 +149,17 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	s.checkpoint, err = sql.Open("sqlite", dsn(path, ""))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	s.checkpoint.SetMaxOpenConns(1)
+
 	s.writes = make(chan *pendingWrite)
-	s.stop, s.stopped = make(chan struct{}), make(chan struct{})
-	go s.commitBatches()
+	s.stop = make(chan struct{})
+	s.background.Go(s.commitBatches)
+	s.background.Go(s.checkpointWAL)
 	return s, nil
 }
 
@@ -175,10 +191,13 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		if s.stop != nil {
 			close(s.stop)
-			<-s.stopped
+			s.background.Wait()
 		}
 	})
 	var errs []error
+	if s.checkpoint != nil {
+		errs = append(errs, s.checkpoint.Close())
+	}
 	s.stmts.Range(func(_, st any) bool {
 		errs = append(errs, st.(*sql.Stmt).Close())
 		return true
@@ -354,7 +373,6 @@ func (s *Store) inBatch(ctx context.Context, fn func(ctx context.Context, tx *sq
 // alone, a write commits at once; under load, the batch is whatever
 // gathered while the last one was being written.
 func (s *Store) commitBatches() {
-	defer close(s.stopped)
 	for {
 		var batch []*pendingWrite
 		select {
@@ -373,6 +391,30 @@ func (s *Store) commitBatches() {
 			}
 		}
 		s.commitBatch(batch)
+	}
+}
+
+// checkpointEvery is how often checkpointWAL copies the WAL into the
+// database file.
+const checkpointEvery = time.Second
+
+// checkpointWAL copies what the WAL holds into the database file, on a
+// connection of its own, so that no commit ever waits for that work (see
+// wal_autocheckpoint in OpenStore). PASSIVE waits for no reader and no
+// writer: what it cannot copy now, because a reader still needs it, the
+// next round copies. A round that fails leaves the same work to the next
+// one, so its error needs no other handling; and SQLite checkpoints all of
+// the WAL anyway when the last connection closes.
+func (s *Store) checkpointWAL() {
+	ticker := time.NewTicker(checkpointEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-ticker.C:
+			s.checkpoint.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
 	}
 }
 
