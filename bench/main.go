@@ -251,7 +251,11 @@ func runBig(o options, bin, dir, script, tag string, smallSrv *server, smallKey 
 
 	fmt.Printf("\n| case | req/s | p50 | p99 | errors | peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range []result{before, big, after} {
-		fmt.Printf("| %s | %.0f | %s | %s | %d | %s |\n", r.name, r.rps, ms(r.p50), ms(r.p99), r.errors, mib(r.peakRSS))
+		rss := "-" // the 10k server's peak is in the table above
+		if r.peakRSS > 0 {
+			rss = mib(r.peakRSS)
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %d | %s |\n", r.name, r.rps, ms(r.p50), ms(r.p99), r.errors, rss)
 	}
 	smallRPS := (before.rps + after.rps) / 2
 	smallP50 := (before.p50 + after.p50) / 2
