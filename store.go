@@ -186,7 +186,8 @@ func dsn(path, extra string) string {
 	return u.String()
 }
 
-// Close lets the batch being written finish, then closes both pools.
+// Close lets the batch being written finish, stops the background
+// checkpoints, then closes every connection.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		if s.stop != nil {
@@ -240,9 +241,10 @@ func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // DataVersion is a number that changes whenever anyone, this process or
 // another, has committed a change to the database since it was last asked;
-// it stays the same otherwise. It costs no read of the database: SQLite
-// answers from the WAL index in shared memory. So a cache of something in
-// the database may be trusted for as long as DataVersion stays the same.
+// it stays the same otherwise. It reads no page of the database, only the
+// WAL index in shared memory (though, like any statement, it takes and drops
+// the WAL's read lock). So a cache of something in the database may be
+// trusted for as long as DataVersion stays the same.
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	s.versionMu.Lock()
 	defer s.versionMu.Unlock()
