@@ -114,6 +114,9 @@ type authenticator struct {
 	perKey     *limiter
 	failures   *limiter
 	trustProxy bool // take the client address from X-Forwarded-For
+
+	// cache remembers the keys found: see keyCache.
+	cache keyCache
 }
 
 func newAuthenticator(cfg config, store *Store, usage *keyUsage) *authenticator {
@@ -130,9 +133,9 @@ func newAuthenticator(cfg config, store *Store, usage *keyUsage) *authenticator 
 // requireKey lets a request through to next only with an active key of the
 // scope need: any key may read, only a write key may write.
 //
-// The key is looked up on every request, by its hash, so a key revoked by
-// "tutorials keys revoke" in another process is refused on the very next
-// request.
+// The key is checked on every request, so a key revoked by "tutorials keys
+// revoke" in another process is refused on the very next request: see
+// keyCache for how that stays cheap.
 //
 // The order matters. A client address that has failed too often is refused
 // first, before its key is even read, so that a flood of wrong keys costs
@@ -234,14 +237,65 @@ func (a *authenticator) lookup(ctx context.Context, token string) (APIKey, error
 	if !wellFormedKey(token) {
 		return APIKey{}, ErrNotFound
 	}
-	key, err := a.store.KeyByHash(ctx, hashKey(token))
+	hash := hashKey(token)
+	// The version is read before the key, so that a key cached with it is
+	// never newer than the version says: a revocation that commits between
+	// the two reads changes the version, and the next request reads again.
+	version, err := a.store.DataVersion(ctx)
+	if err != nil {
+		return APIKey{}, err
+	}
+	if key, ok := a.cache.get(hash, version); ok {
+		return key, nil
+	}
+	key, err := a.store.KeyByHash(ctx, hash)
 	if err != nil {
 		return APIKey{}, err
 	}
 	if !key.Active {
 		return APIKey{}, ErrNotFound
 	}
+	a.cache.put(hash, version, key)
 	return key, nil
+}
+
+// keyCache remembers the active keys found by their hash, as of one
+// Store.DataVersion. Any commit to the database, by this process or another,
+// changes that version, and the cache then forgets everything: a cached key
+// is only ever used while nothing at all has been written since it was
+// read. So a revocation takes effect on the very next request, wherever it
+// was made, while a server that is only being read answers the key check
+// from memory, after one cheap PRAGMA.
+//
+// It holds only keys that exist and are active, so it is no bigger than the
+// api_keys table; wrong keys are never cached.
+type keyCache struct {
+	mu      sync.Mutex
+	version int64
+	keys    map[[sha256.Size]byte]APIKey
+}
+
+// get returns the key with hash if it was cached at version.
+func (c *keyCache) get(hash []byte, version int64) (APIKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version != version {
+		return APIKey{}, false
+	}
+	key, ok := c.keys[[sha256.Size]byte(hash)]
+	return key, ok
+}
+
+// put caches key, read at version, under hash. A version other than the
+// cache's starts the cache afresh.
+func (c *keyCache) put(hash []byte, version int64, key APIKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version != version || c.keys == nil {
+		c.version = version
+		c.keys = make(map[[sha256.Size]byte]APIKey)
+	}
+	c.keys[[sha256.Size]byte(hash)] = key
 }
 
 // keyUsage remembers when each key was last used, in memory. Writing

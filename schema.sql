@@ -83,3 +83,42 @@ END;
 
 -- Index the tutorials a database of the previous release already holds.
 INSERT INTO tutorials_fts (tutorials_fts) VALUES ('rebuild');
+
+-- migration 3: the number of tutorials per category and difficulty, kept by triggers
+-- The list answers with a total. COUNT(*) reads a whole index, a million
+-- entries at a million tutorials, on every page; this table holds the same
+-- numbers, kept exact by the triggers below in the transaction of each write,
+-- so the total costs a few rows whatever the size of the library. Any filter
+-- of the list on category or difficulty is a sum of its rows.
+CREATE TABLE tutorial_counts (
+    category   TEXT    NOT NULL,
+    difficulty TEXT    NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (category, difficulty)
+) WITHOUT ROWID;
+
+INSERT INTO tutorial_counts (category, difficulty, n)
+    SELECT category, difficulty, COUNT(*) FROM tutorials GROUP BY category, difficulty;
+
+CREATE TRIGGER tutorials_count_insert AFTER INSERT ON tutorials BEGIN
+    INSERT INTO tutorial_counts (category, difficulty, n) VALUES (NEW.category, NEW.difficulty, 1)
+        ON CONFLICT (category, difficulty) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER tutorials_count_delete AFTER DELETE ON tutorials BEGIN
+    UPDATE tutorial_counts SET n = n - 1
+        WHERE category = OLD.category AND difficulty = OLD.difficulty;
+    DELETE FROM tutorial_counts
+        WHERE category = OLD.category AND difficulty = OLD.difficulty AND n = 0;
+END;
+
+CREATE TRIGGER tutorials_count_update AFTER UPDATE OF category, difficulty ON tutorials
+    WHEN OLD.category IS NOT NEW.category OR OLD.difficulty IS NOT NEW.difficulty
+BEGIN
+    UPDATE tutorial_counts SET n = n - 1
+        WHERE category = OLD.category AND difficulty = OLD.difficulty;
+    DELETE FROM tutorial_counts
+        WHERE category = OLD.category AND difficulty = OLD.difficulty AND n = 0;
+    INSERT INTO tutorial_counts (category, difficulty, n) VALUES (NEW.category, NEW.difficulty, 1)
+        ON CONFLICT (category, difficulty) DO UPDATE SET n = n + 1;
+END;

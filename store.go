@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,33 @@ type Store struct {
 	// in that state, so only this remembers that every write is being lost.
 	mu         sync.Mutex
 	unwritable error
+
+	// version is the one connection DataVersion asks: PRAGMA data_version
+	// only means something compared with itself on the same connection. A
+	// connection runs one statement at a time, hence the mutex.
+	versionMu   sync.Mutex
+	version     *sql.Conn
+	versionStmt *sql.Stmt
+
+	// stmts holds the read queries prepared so far, by their text: see
+	// readStmt.
+	stmts sync.Map
+
+	// pages remembers the list's recent answers: see ListTutorials.
+	pages pageCache
+
+	// writeStmts are the statements of every batch, prepared on the writer
+	// connection before the batches start: see prepareWrites.
+	writeStmts map[string]*sql.Stmt
+
+	// writes feeds commitBatches, the one goroutine that runs the writes
+	// of tutorials. checkpoint is the connection of checkpointWAL. Closing
+	// stop ends both goroutines; background waits for them.
+	writes     chan *pendingWrite
+	checkpoint *sql.DB
+	stop       chan struct{}
+	background sync.WaitGroup
+	closeOnce  sync.Once
 }
 
 // OpenStore opens (creating if need be) the database at path and brings its
@@ -78,7 +106,17 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	}
 	f.Close()
 
-	write, err := sql.Open("sqlite", dsn(path, "_txlock=immediate"))
+	// temp_store(memory): each write of a batch runs in a savepoint, and
+	// SQLite keeps the pages a savepoint changes, to roll them back, in a
+	// sub-journal: a temporary file by default, which cost a pwrite per page
+	// and an eighth of a create's time. In memory it is a copy, dropped at
+	// RELEASE.
+	//
+	// wal_autocheckpoint(0): the commit that takes the WAL past a thousand
+	// pages would otherwise copy them into the database file and fsync it,
+	// tens of milliseconds during which every write of the next batch waits.
+	// checkpointWAL does that work beside the writes instead.
+	write, err := sql.Open("sqlite", dsn(path, "_txlock=immediate&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)"))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -107,6 +145,31 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	read.SetConnMaxIdleTime(0)
 	read.SetConnMaxLifetime(0)
 	s.read = read
+
+	// The version connection is one of the read pool's, kept for good.
+	if s.version, err = read.Conn(ctx); err == nil {
+		s.versionStmt, err = s.version.PrepareContext(ctx, "PRAGMA data_version")
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+
+	if err := s.prepareWrites(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	s.checkpoint, err = sql.Open("sqlite", dsn(path, ""))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	s.checkpoint.SetMaxOpenConns(1)
+
+	s.writes = make(chan *pendingWrite)
+	s.stop = make(chan struct{})
+	s.background.Go(s.commitBatches)
+	s.background.Go(s.checkpointWAL)
 	return s, nil
 }
 
@@ -133,9 +196,71 @@ func dsn(path, extra string) string {
 	return u.String()
 }
 
-// Close closes both pools.
+// Close lets the batch being written finish, stops the background
+// checkpoints, then closes every connection.
 func (s *Store) Close() error {
-	return errors.Join(s.read.Close(), s.write.Close())
+	s.closeOnce.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+			s.background.Wait()
+		}
+	})
+	var errs []error
+	if s.checkpoint != nil {
+		errs = append(errs, s.checkpoint.Close())
+	}
+	s.stmts.Range(func(_, st any) bool {
+		errs = append(errs, st.(*sql.Stmt).Close())
+		return true
+	})
+	for _, st := range s.writeStmts {
+		errs = append(errs, st.Close())
+	}
+	if s.versionStmt != nil {
+		errs = append(errs, s.versionStmt.Close())
+	}
+	if s.version != nil {
+		// Returns the connection to the pool; a second Close is ErrConnDone.
+		if err := s.version.Close(); !errors.Is(err, sql.ErrConnDone) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(append(errs, s.read.Close(), s.write.Close())...)
+}
+
+// readStmt returns query prepared on the read pool, preparing it the first
+// time it is asked for. SQLite compiles every statement before running it,
+// and for a lookup by key the compiling costs more than the running: it was
+// a fifth of a GET's time. database/sql keeps one compiled copy per
+// connection of the pool, made the first time the connection runs it. Only
+// constant query texts come here, so the map stays small.
+func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close() // another request prepared it meanwhile
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// DataVersion is a number that changes whenever anyone, this process or
+// another, has committed a change to the database since it was last asked;
+// it stays the same otherwise. It reads no page of the database, only the
+// WAL index in shared memory (though, like any statement, it takes and drops
+// the WAL's read lock). So a cache of something in the database may be
+// trusted for as long as DataVersion stays the same.
+func (s *Store) DataVersion(ctx context.Context) (int64, error) {
+	s.versionMu.Lock()
+	defer s.versionMu.Unlock()
+	var v int64
+	err := s.versionStmt.QueryRowContext(ctx).Scan(&v)
+	return v, err
 }
 
 // WriteFailure returns why the database cannot be written, when the last
@@ -250,6 +375,191 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return s.noteWrite(tx.Commit())
 }
 
+// ---- Group commit ----
+
+// With synchronous=FULL every commit waits for an fsync, a millisecond or
+// more on most disks and far more on an SD card: one commit per request
+// would cap writes at about a thousand a second, whatever the CPU. So the
+// writes of tutorials that arrive while a commit is under way wait for it
+// and then go together, in one transaction with one fsync. Each still
+// answers only once its own transaction is on disk, and each runs inside a
+// SAVEPOINT of its own, so that one that fails (a slug taken) is undone
+// alone and the others of its batch commit.
+
+// maxBatch bounds a batch, so that the first write of a long queue does not
+// wait for the last.
+const maxBatch = 128
+
+// errStoreClosed answers a write that arrives after Close.
+var errStoreClosed = errors.New("store is closed")
+
+// pendingWrite is a write waiting for its batch. fn runs in the batch's
+// transaction, with the context it is given.
+type pendingWrite struct {
+	ctx  context.Context // the request's: a write whose client is gone is skipped
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error // fn's result, or the batch's, once it is on disk
+}
+
+// inBatch runs fn in the next batch and returns once that batch has
+// committed: nil only if fn succeeded and its batch is on disk.
+func (s *Store) inBatch(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	p := &pendingWrite{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.writes <- p:
+	case <-s.stop:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-p.done
+}
+
+// commitBatches takes the writes as they come: the first that arrives, and
+// with it every other already waiting, up to maxBatch. There is no timer:
+// alone, a write commits at once; under load, the batch is whatever
+// gathered while the last one was being written.
+func (s *Store) commitBatches() {
+	for {
+		var batch []*pendingWrite
+		select {
+		case p := <-s.writes:
+			batch = append(batch, p)
+		case <-s.stop:
+			return
+		}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-s.writes:
+				batch = append(batch, p)
+			default:
+				break gather
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// checkpointEvery is how often checkpointWAL copies the WAL into the
+// database file.
+const checkpointEvery = time.Second
+
+// checkpointWAL copies what the WAL holds into the database file, on a
+// connection of its own, so that no commit ever waits for that work (see
+// wal_autocheckpoint in OpenStore). PASSIVE waits for no reader and no
+// writer: what it cannot copy now, because a reader still needs it, the
+// next round copies. A round that fails leaves the same work to the next
+// one, so its error needs no other handling; and SQLite checkpoints all of
+// the WAL anyway when the last connection closes.
+func (s *Store) checkpointWAL() {
+	ticker := time.NewTicker(checkpointEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-ticker.C:
+			s.checkpoint.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	}
+}
+
+// commitBatch writes a batch in one transaction and tells each write how it
+// went.
+//
+// The statements run on a context that is never cancelled. A cancelled
+// context makes the driver interrupt SQLite, and an interrupted write rolls
+// back the whole transaction: one client hanging up would undo the writes
+// of all the others. A write whose client is gone before its turn is
+// skipped instead.
+func (s *Store) commitBatch(batch []*pendingWrite) {
+	ctx := context.Background()
+	results := make([]error, len(batch))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for i, p := range batch {
+			if err := p.ctx.Err(); err != nil {
+				results[i] = err
+				continue
+			}
+			var err error
+			if results[i], err = s.inSavepoint(ctx, tx, p.fn); err != nil {
+				return err // the transaction is in doubt: fail the batch
+			}
+
+		}
+		return nil
+	})
+	// What the batch says about the file: its own failure (BEGIN too, which
+	// inTx does not note), or else a write that failed alone because the
+	// file cannot be written (the disk is full), noted after the commit,
+	// whose success would otherwise clear it.
+	if err != nil {
+		s.noteWrite(err)
+	}
+	for _, r := range results {
+		if err == nil && r != nil {
+			s.noteWrite(r)
+		}
+	}
+	for i, p := range batch {
+		if err != nil {
+			p.done <- err
+		} else {
+			p.done <- results[i]
+		}
+	}
+}
+
+// The statements that every batch runs, and the insert of a tutorial.
+const (
+	savepointSQL  = "SAVEPOINT write"
+	rollbackToSQL = "ROLLBACK TO write"
+	releaseSQL    = "RELEASE write"
+	insertSQL     = `INSERT INTO tutorials
+		(title, slug, excerpt, content, category, difficulty, estimated_time,
+		 published_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING ` + tutorialColumns + `, content`
+)
+
+// prepareWrites compiles the statements of writeStmts on the writer
+// connection once, as readStmt does for reads: compiling them was a sixth
+// of a create's time. It must run before the batches start: a batch holds
+// the only writer connection, so nothing could be prepared on it then.
+func (s *Store) prepareWrites(ctx context.Context) error {
+	s.writeStmts = make(map[string]*sql.Stmt)
+	for _, q := range []string{savepointSQL, rollbackToSQL, releaseSQL, insertSQL} {
+		st, err := s.write.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		s.writeStmts[q] = st
+	}
+	return nil
+}
+
+// execIn runs one of writeStmts in tx.
+func (s *Store) execIn(ctx context.Context, tx *sql.Tx, query string) error {
+	_, err := tx.StmtContext(ctx, s.writeStmts[query]).ExecContext(ctx)
+	return err
+}
+
+// inSavepoint runs fn inside a savepoint of tx, rolled back if fn fails.
+// It returns fn's error, and apart from it any error of the savepoint's own
+// statements, after which tx cannot be trusted.
+func (s *Store) inSavepoint(ctx context.Context, tx *sql.Tx, fn func(context.Context, *sql.Tx) error) (fnErr, err error) {
+	if err := s.execIn(ctx, tx, savepointSQL); err != nil {
+		return nil, err
+	}
+	if fnErr = fn(ctx, tx); fnErr != nil {
+		if err := s.execIn(ctx, tx, rollbackToSQL); err != nil {
+			return nil, err
+		}
+	}
+	return fnErr, s.execIn(ctx, tx, releaseSQL)
+}
+
 // isUniqueViolation reports whether err is SQLite refusing a duplicate in a
 // UNIQUE column. It asks the driver for SQLite's extended result code rather
 // than reading the message, so a full disk or a bug is never taken for a
@@ -348,7 +658,11 @@ func scanFullTutorial(row scanner) (Tutorial, error) {
 // TutorialBySlug returns the tutorial with that slug, or ErrNotFound.
 func (s *Store) TutorialBySlug(ctx context.Context, slug string) (Tutorial, error) {
 	const q = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
-	return scanFullTutorial(s.read.QueryRowContext(ctx, q, slug))
+	st, err := s.readStmt(ctx, q)
+	if err != nil {
+		return Tutorial{}, err
+	}
+	return scanFullTutorial(st.QueryRowContext(ctx, slug))
 }
 
 // ListParams selects and orders a page of tutorials. The API has already
@@ -388,6 +702,11 @@ const searchHits = `(SELECT rowid, bm25(tutorials_fts, 10.0, 5.0, 1.0) AS score
 // ListTutorials returns one page of tutorials and the number of tutorials
 // that match in all. Both come from one read transaction, so the total is
 // true of the page even while writers carry on.
+//
+// The answer is remembered until the next commit to the database, by
+// anyone: asked again before, the same page is served from memory, which is
+// what the query would have returned. Page 1 of a library that is read far
+// more often than written is then almost free.
 func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error) {
 	sort := p.Sort
 	if sort == "" {
@@ -397,7 +716,15 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 	if !ok {
 		return nil, 0, fmt.Errorf("list tutorials: unknown sort %q", p.Sort)
 	}
-
+	// The version is read before the page, as in the key cache (auth.go),
+	// so a page is never newer than the version it is kept under.
+	version, err := s.DataVersion(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if list, total, ok := s.pages.get(p, version); ok {
+		return list, total, nil
+	}
 	// The query is built from fixed pieces; user values only ever travel as
 	// parameters.
 	from := "tutorials"
@@ -435,6 +762,25 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 		offset = (p.Page - 1) * p.PerPage
 	}
 
+	// Prepared before the transaction begins: preparing takes a connection
+	// of the pool, and a transaction holding one while it waits for another
+	// could wait forever once every connection is held that way.
+	// Without a search the total comes from tutorial_counts (see
+	// schema.sql), whose columns have the names of the filter's, not from a
+	// COUNT(*) that would read every matching row. The matches of a search
+	// can only be counted.
+	countQuery := "SELECT COALESCE(SUM(n), 0) FROM tutorial_counts" + filter
+	if p.Query != "" {
+		countQuery = "SELECT COUNT(*) FROM " + from + filter
+	}
+	countStmt, err := s.readStmt(ctx, countQuery)
+	if err != nil {
+		return nil, 0, err
+	}
+	pageStmt, err := s.readStmt(ctx, "SELECT "+tutorialColumns+" FROM "+from+filter+" ORDER BY "+order+" LIMIT ? OFFSET ?")
+	if err != nil {
+		return nil, 0, err
+	}
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, 0, err
@@ -442,11 +788,10 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 	defer tx.Rollback()
 
 	var total int64
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+from+filter, args...).Scan(&total); err != nil {
+	if err := tx.StmtContext(ctx, countStmt).QueryRowContext(ctx, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	q := "SELECT " + tutorialColumns + " FROM " + from + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
-	rows, err := tx.QueryContext(ctx, q, append(args, p.PerPage, offset)...)
+	rows, err := tx.StmtContext(ctx, pageStmt).QueryContext(ctx, append(args, p.PerPage, offset)...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -459,7 +804,52 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 		}
 		list = append(list, t)
 	}
-	return list, total, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	s.pages.put(p, version, list, total)
+	return list, total, nil
+}
+
+// maxCachedPages bounds pageCache: the query strings of the list are the
+// client's to choose, so the number of distinct pages is too.
+const maxCachedPages = 256
+
+// pageCache holds pages of the list as of one DataVersion. A page read at
+// another version is never served: any commit changes the version, and the
+// next put starts the cache afresh.
+type pageCache struct {
+	mu      sync.Mutex
+	version int64
+	pages   map[ListParams]cachedPage
+}
+
+type cachedPage struct {
+	list  []TutorialSummary
+	total int64
+}
+
+// get returns a copy of the page for p if it was cached at version, so
+// that a caller may change it without changing what others get.
+func (c *pageCache) get(p ListParams, version int64) ([]TutorialSummary, int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	page, ok := c.pages[p]
+	if !ok || c.version != version {
+		return nil, 0, false
+	}
+	return slices.Clone(page.list), page.total, true
+}
+
+// put keeps a copy of the page for p, read at version.
+func (c *pageCache) put(p ListParams, version int64, list []TutorialSummary, total int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version != version || c.pages == nil || len(c.pages) >= maxCachedPages {
+		c.version = version
+		c.pages = make(map[ListParams]cachedPage)
+	}
+	c.pages[p] = cachedPage{slices.Clone(list), total}
 }
 
 // ftsQuery turns text a person typed into an FTS5 query that finds the
@@ -510,20 +900,8 @@ func searchWords(text string) []string {
 // CreateTutorial inserts a tutorial and returns it as stored. A slug that is
 // taken is ErrSlugTaken.
 func (s *Store) CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error) {
-	const q = `INSERT INTO tutorials
-		(title, slug, excerpt, content, category, difficulty, estimated_time,
-		 published_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		RETURNING ` + tutorialColumns + `, content`
-	published := now
-	if in.PublishedAt != nil {
-		published = *in.PublishedAt
-	}
-	row := s.write.QueryRowContext(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
-		in.Category, in.Difficulty, in.EstimatedTime,
-		formatTime(published), formatTime(now), formatTime(now))
-	t, err := scanFullTutorial(row)
-	s.noteWrite(err)
+	var t Tutorial
+	err := s.inBatch(ctx, s.insertTutorial(in, now, &t))
 	if isUniqueViolation(err) {
 		return t, ErrSlugTaken
 	}
@@ -563,7 +941,7 @@ func checkPrecondition(ctx context.Context, tx *sql.Tx, slug string, check Preco
 // precondition, in one write transaction.
 func (s *Store) updateTutorial(ctx context.Context, slug string, check Precondition, q string, args ...any) (Tutorial, error) {
 	var t Tutorial
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inBatch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
 			return err
 		}
@@ -575,6 +953,22 @@ func (s *Store) updateTutorial(ctx context.Context, slug string, check Precondit
 		return t, ErrSlugTaken
 	}
 	return t, err
+}
+
+// insertTutorial is the write of CreateTutorial, for a batch: it inserts in
+// and stores the row as written in t.
+func (s *Store) insertTutorial(in TutorialInput, now time.Time, t *Tutorial) func(context.Context, *sql.Tx) error {
+	published := now
+	if in.PublishedAt != nil {
+		published = *in.PublishedAt
+	}
+	return func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		*t, err = scanFullTutorial(tx.StmtContext(ctx, s.writeStmts[insertSQL]).QueryRowContext(ctx, in.Title, in.Slug, in.Excerpt, in.Content,
+			in.Category, in.Difficulty, in.EstimatedTime,
+			formatTime(published), formatTime(now), formatTime(now)))
+		return err
+	}
 }
 
 // PatchTutorial changes the fields named in in.Sent, and only those, in one
@@ -635,7 +1029,7 @@ func (s *Store) ReplaceTutorial(ctx context.Context, slug string, in TutorialInp
 // DeleteTutorial deletes the tutorial with that slug if check (nil for none)
 // allows it, or returns ErrNotFound.
 func (s *Store) DeleteTutorial(ctx context.Context, slug string, check Precondition) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inBatch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
 			return err
 		}
@@ -711,7 +1105,11 @@ func scanAPIKey(row scanner) (APIKey, error) {
 // ErrNotFound.
 func (s *Store) KeyByHash(ctx context.Context, hash []byte) (APIKey, error) {
 	const q = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE hash = ?`
-	return scanAPIKey(s.read.QueryRowContext(ctx, q, hash))
+	st, err := s.readStmt(ctx, q)
+	if err != nil {
+		return APIKey{}, err
+	}
+	return scanAPIKey(st.QueryRowContext(ctx, hash))
 }
 
 // APIKeys returns every key, revoked ones included, oldest first.

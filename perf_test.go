@@ -1,0 +1,459 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The mechanisms that make the server fast, held to the promises that make
+// them safe: group commit, the key cache, and the kept counts. (How fast is
+// measured by go run ./bench and the benchmarks, never asserted.)
+
+// openTestStore opens a store on a fresh file in t.TempDir().
+func openTestStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "test.db")
+	store, err := OpenStore(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store, path
+}
+
+// ---- Group commit ----
+
+func TestBatchCommitsEachWriteOrUndoesItAlone(t *testing.T) {
+	store, path := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	input := func(slug string) TutorialInput {
+		return TutorialInput{Title: slug, Slug: slug, Category: "backend", Difficulty: "beginner"}
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	errBoom := errors.New("boom")
+	var rows [6]Tutorial
+
+	// One batch, as commitBatches would hand it over.
+	batch := []*pendingWrite{
+		{ctx: ctx, fn: store.insertTutorial(input("first"), now, &rows[0])},
+		{ctx: ctx, fn: store.insertTutorial(input("taken"), now, &rows[1])},
+		{ctx: ctx, fn: store.insertTutorial(input("taken"), now, &rows[2])}, // the same slug again
+		{ctx: ctx, fn: func(ctx context.Context, tx *sql.Tx) error {
+			// Writes, then fails: its write must go with it.
+			if err := store.insertTutorial(input("undone"), now, &rows[3])(ctx, tx); err != nil {
+				return err
+			}
+			return errBoom
+		}},
+		{ctx: gone, fn: store.insertTutorial(input("client-gone"), now, &rows[4])},
+		{ctx: ctx, fn: store.insertTutorial(input("last"), now, &rows[5])},
+	}
+	for _, p := range batch {
+		p.done = make(chan error, 1)
+	}
+	store.commitBatch(batch)
+
+	// Each write's outcome, by name.
+	var got []string
+	for _, p := range batch {
+		switch err := <-p.done; {
+		case err == nil:
+			got = append(got, "committed")
+		case isUniqueViolation(err):
+			got = append(got, "slug taken")
+		default:
+			got = append(got, err.Error())
+		}
+	}
+	want := []string{"committed", "committed", "slug taken", "boom", "context canceled", "committed"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+
+	// What is on disk, seen from another connection, as another process
+	// would see it.
+	other, err := OpenStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for slug, want := range map[string]error{"first": nil, "taken": nil, "last": nil,
+		"undone": ErrNotFound, "client-gone": ErrNotFound} {
+		if _, err := other.TutorialBySlug(ctx, slug); !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", slug, err, want)
+		}
+	}
+	list, total, err := other.ListTutorials(ctx, ListParams{Page: 1, PerPage: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 3 || len(list) != 3 {
+		t.Errorf("total %d, %d listed, want 3 and 3", total, len(list))
+	}
+}
+
+func TestConcurrentCreatesAllAnswerAfterTheirCommit(t *testing.T) {
+	ts := newTestServer(t)
+	const unique, dups = 60, 8
+	statuses := make(chan int, unique+dups)
+	var wg sync.WaitGroup
+	post := func(slug string) {
+		defer wg.Done()
+		body := `{"title": "T", "slug": "` + slug + `"}`
+		req, _ := http.NewRequest("POST", ts.url+"/api/v1/tutorials", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+ts.writeKey)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		res.Body.Close()
+		if slug == "dup" {
+			statuses <- res.StatusCode
+		} else if res.StatusCode != http.StatusCreated {
+			t.Errorf("create %s: %d", slug, res.StatusCode)
+		}
+	}
+	for i := range unique {
+		wg.Add(1)
+		go post(fmt.Sprintf("t%d", i))
+	}
+	for range dups {
+		wg.Add(1)
+		go post("dup")
+	}
+	wg.Wait()
+	close(statuses)
+
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if diff := cmp.Diff(map[int]int{http.StatusCreated: 1, http.StatusConflict: dups - 1}, count); diff != "" {
+		t.Errorf("the duplicates' statuses (-want +got):\n%s", diff)
+	}
+	// Every 201 is already visible to another connection to the file.
+	other, err := OpenStore(context.Background(), ts.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	_, total, err := other.ListTutorials(context.Background(), ListParams{Page: 1, PerPage: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != unique+1 {
+		t.Errorf("total %d, want %d", total, unique+1)
+	}
+}
+
+func TestWriteAfterCloseFailsAtOnce(t *testing.T) {
+	store, _ := openTestStore(t)
+	store.Close()
+	in := TutorialInput{Title: "Go", Slug: "go", Category: "backend", Difficulty: "beginner"}
+	if _, err := store.CreateTutorial(context.Background(), in, time.Now()); !errors.Is(err, errStoreClosed) {
+		t.Errorf("create after Close: %v, want %v", err, errStoreClosed)
+	}
+}
+
+func TestWALIsCopiedIntoTheDatabaseInTheBackground(t *testing.T) {
+	store, path := openTestStore(t)
+	ctx := context.Background()
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	content := strings.Repeat("x", 4000)
+	for i := range 20 {
+		in := TutorialInput{Title: "T", Slug: fmt.Sprintf("t%d", i), Content: content, Category: "backend", Difficulty: "beginner"}
+		if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No commit checkpoints (wal_autocheckpoint is off), so the file only
+	// grows once checkpointWAL has copied the WAL into it.
+	for deadline := time.Now().Add(10 * checkpointEvery); size() < before+20*4000; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file is still %d bytes (%d before the writes)", size(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ---- The key cache ----
+
+func TestDataVersionMovesOnlyWhenSomeoneCommits(t *testing.T) {
+	store, path := openTestStore(t)
+	ctx := context.Background()
+	version := func() int64 {
+		t.Helper()
+		v, err := store.DataVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v1 := version()
+	if v2 := version(); v2 != v1 {
+		t.Errorf("nothing written, but the version went from %d to %d", v1, v2)
+	}
+	// A commit of this store's own writer.
+	if _, _, err := issueKey(ctx, store, "k", scopeWrite); err != nil {
+		t.Fatal(err)
+	}
+	v3 := version()
+	if v3 == v1 {
+		t.Error("a commit of this store left the version as it was")
+	}
+	// A commit of another process, here another store on the same file.
+	other, err := OpenStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.RevokeKey(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if version() == v3 {
+		t.Error("a commit of another connection left the version as it was")
+	}
+}
+
+func TestKeyCacheServesOnlyItsOwnVersion(t *testing.T) {
+	var c keyCache
+	hash := hashKey("tut_" + strings.Repeat("0", 64))
+	key := APIKey{ID: 7, Scope: scopeRead, Active: true}
+	if _, ok := c.get(hash, 1); ok {
+		t.Error("an empty cache had a key")
+	}
+	c.put(hash, 1, key)
+	if got, ok := c.get(hash, 1); !ok || got != key {
+		t.Errorf("get at the version it was put: %v %v, want %v", got, ok, key)
+	}
+	if _, ok := c.get(hash, 2); ok {
+		t.Error("the key outlived a change of version")
+	}
+	if _, ok := c.get(hashKey("tut_"+strings.Repeat("1", 64)), 1); ok {
+		t.Error("another key's hash found a key")
+	}
+}
+
+func TestCachedKeyIsRefusedOnceRevokedElsewhere(t *testing.T) {
+	ts := newTestServer(t)
+	key, rec, err := issueKey(context.Background(), ts.store, "cached", scopeRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Several requests: the key is in the cache after the first.
+	for range 3 {
+		if resp := ts.request(t, "GET", "/api/v1/tutorials", key, ""); resp.status != http.StatusOK {
+			t.Fatalf("before revoking: %d %q", resp.status, resp.error)
+		}
+	}
+	// Revoke with plain SQL on a connection of its own, outside any Store,
+	// as any other program could.
+	db, err := sql.Open("sqlite", ts.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE api_keys SET active = 0 WHERE id = ?`, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	ts.request(t, "GET", "/api/v1/tutorials", key, "").wantError(t, http.StatusUnauthorized, "Invalid or inactive API key")
+}
+
+// ---- The kept counts ----
+
+func TestTotalsStayExactThroughEveryWrite(t *testing.T) {
+	ts := newTestServer(t)
+	ts.seed(t, 9, func(i int) map[string]any {
+		return map[string]any{"category": []string{"go", "sql", "web"}[i%3],
+			"difficulty": difficulties[i/3%3]}
+	})
+	// Each kind of write, including those that fail.
+	ts.request(t, "PATCH", "/api/v1/tutorials/t000", ts.writeKey, `{"category": "sql"}`)
+	ts.request(t, "PATCH", "/api/v1/tutorials/t001", ts.writeKey, `{"difficulty": "advanced", "title": "New"}`)
+	ts.request(t, "PATCH", "/api/v1/tutorials/t002", ts.writeKey, `{"slug": "t003"}`) // 409
+	ts.request(t, "PUT", "/api/v1/tutorials/t004", ts.writeKey, `{"title": "Back to defaults", "slug": "t004"}`)
+	ts.request(t, "DELETE", "/api/v1/tutorials/t005", ts.writeKey, "")
+	ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, `{"title": "Dup", "slug": "t006"}`) // 409
+
+	all := decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials?per_page=100", ts.readKey, ""))
+	for _, filter := range []string{"", "category=go", "category=sql", "category=web", "category=backend",
+		"category=none", "difficulty=beginner", "difficulty=advanced", "category=sql&difficulty=advanced"} {
+		want := int64(0)
+		for _, tut := range all.Tutorials {
+			if strings.Contains(filter, "category=") && !strings.Contains(filter+"&", "category="+tut.Category+"&") ||
+				strings.Contains(filter, "difficulty=") && !strings.Contains(filter+"&", "difficulty="+tut.Difficulty+"&") {
+				continue
+			}
+			want++
+		}
+		page := decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials?"+filter, ts.readKey, ""))
+		if page.Total != want {
+			t.Errorf("%q: total %d, want %d", filter, page.Total, want)
+		}
+	}
+	if all.Total != 8 {
+		t.Errorf("total %d, want 8", all.Total)
+	}
+}
+
+func TestCountsMigrationCountsWhatIsThere(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	// A database as the version before the counts left it, with rows.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{ms[0].sql, "PRAGMA user_version = 1"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range []string{"go", "go", "sql"} {
+		_, err := db.Exec(`INSERT INTO tutorials (title, slug, category, published_at, created_at, updated_at)
+			VALUES ('T', ?, ?, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`,
+			fmt.Sprintf("t%d", i), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	store, err := OpenStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for category, want := range map[string]int64{"": 3, "go": 2, "sql": 1} {
+		_, total, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 1, Category: category})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != want {
+			t.Errorf("category %q: total %d, want %d", category, total, want)
+		}
+	}
+}
+
+// ---- The page cache ----
+
+func TestCachedListPageGivesWayToAnyCommit(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "One", "slug": "one"})
+	list := func() []string {
+		t.Helper()
+		return slugs(decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")).Tutorials)
+	}
+	list()
+	list() // served from memory now
+	// A tutorial added by another process, on its own connection.
+	other, err := OpenStore(context.Background(), ts.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	in := TutorialInput{Title: "Two", Slug: "two", Category: "backend", Difficulty: "beginner"}
+	if _, err := other.CreateTutorial(context.Background(), in, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"two", "one"}, list()); diff != "" {
+		t.Errorf("after another process's create (-want +got):\n%s", diff)
+	}
+	// And one deleted by this server.
+	ts.request(t, "DELETE", "/api/v1/tutorials/two", ts.writeKey, "")
+	if diff := cmp.Diff([]string{"one"}, list()); diff != "" {
+		t.Errorf("after a delete (-want +got):\n%s", diff)
+	}
+}
+
+func TestCachedEmptyListIsStillAnEmptyArray(t *testing.T) {
+	ts := newTestServer(t)
+	for range 2 {
+		resp := ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
+		if !strings.Contains(string(resp.data), `"tutorials":[]`) {
+			t.Errorf("data = %s, want an empty array of tutorials", resp.data)
+		}
+	}
+}
+
+func TestPageCacheServesOnlyItsOwnVersionAndStaysSmall(t *testing.T) {
+	var c pageCache
+	p := ListParams{Page: 1, PerPage: 20}
+	c.put(p, 1, []TutorialSummary{{ID: 1}}, 1)
+	if list, total, ok := c.get(p, 1); !ok || total != 1 || len(list) != 1 {
+		t.Errorf("get at the version it was put: %v %d %v", list, total, ok)
+	}
+	if _, _, ok := c.get(p, 2); ok {
+		t.Error("the page outlived a change of version")
+	}
+	for i := range maxCachedPages + 10 {
+		c.put(ListParams{Page: int64(i + 2), PerPage: 20}, 1, nil, 0)
+	}
+	if n := len(c.pages); n > maxCachedPages {
+		t.Errorf("%d pages cached, want at most %d", n, maxCachedPages)
+	}
+}
+
+// ---- Prepared statements ----
+
+func TestFirstListsAtOnceDoNotDeadlockThePool(t *testing.T) {
+	ts := newTestServer(t)
+	// Leave the server one free read connection (the version connection
+	// holds another), then ask sixteen different queries (filters by sorts),
+	// none prepared yet, at once. Preparing one while a transaction holds
+	// the last connection would wait forever for another.
+	for range readConns - 2 {
+		conn, err := ts.store.read.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	for _, filter := range []string{"", "category=go&", "difficulty=advanced&", "category=go&difficulty=beginner&"} {
+		for _, sort := range sortNames {
+			wg.Go(func() {
+				req, _ := http.NewRequest("GET", ts.url+"/api/v1/tutorials?"+filter+"sort="+sort, nil)
+				req.Header.Set("Authorization", "Bearer "+ts.readKey)
+				res, err := client.Do(req)
+				if err != nil {
+					t.Errorf("%s%s: %v", filter, sort, err)
+					return
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					t.Errorf("%s%s: %d", filter, sort, res.StatusCode)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
