@@ -74,6 +74,18 @@ func newTestServer(t *testing.T) *testServer {
 // newTestServerWith starts the API with cfg on a fresh database.
 func newTestServerWith(t *testing.T, cfg config) *testServer {
 	t.Helper()
+	ts := newTestDatabase(t)
+	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
+	srv := httptest.NewServer(newServer(cfg, logger, ts.store, ts.usage))
+	t.Cleanup(srv.Close)
+	ts.url = srv.URL
+	return ts
+}
+
+// newTestDatabase opens a fresh database in t.TempDir() with a key of each
+// scope, for a test server to serve.
+func newTestDatabase(t *testing.T) *testServer {
+	t.Helper()
 	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "test.db")
 	store, err := OpenStore(ctx, dbPath)
@@ -89,10 +101,6 @@ func newTestServerWith(t *testing.T, cfg config) *testServer {
 	if ts.readKey, _, err = issueKey(ctx, store, "reader", scopeRead); err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
-	srv := httptest.NewServer(newServer(cfg, logger, store, ts.usage))
-	t.Cleanup(srv.Close)
-	ts.url = srv.URL
 	return ts
 }
 

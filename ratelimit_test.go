@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -43,21 +41,8 @@ func (c *fakeClock) advance(d time.Duration) {
 // scope, in front of a handler that answers 200.
 func newLimitedServer(t *testing.T, cfg config, clock *fakeClock) (*testServer, *authenticator) {
 	t.Helper()
-	ctx := context.Background()
-	dbPath := filepath.Join(t.TempDir(), "test.db")
-	store, err := OpenStore(ctx, dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	ts := &testServer{store: store, dbPath: dbPath, usage: newKeyUsage(), logs: &syncBuffer{}}
-	if ts.writeKey, _, err = issueKey(ctx, store, "writer", scopeWrite); err != nil {
-		t.Fatal(err)
-	}
-	if ts.readKey, _, err = issueKey(ctx, store, "reader", scopeRead); err != nil {
-		t.Fatal(err)
-	}
-	auth := newAuthenticator(cfg, store, ts.usage)
+	ts := newTestDatabase(t)
+	auth := newAuthenticator(cfg, ts.store, ts.usage)
 	auth.perKey.now = clock.now
 	auth.failures.now = clock.now
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, "ok") })
