@@ -399,3 +399,15 @@ func TestOpenStoreSetsUpTheFile(t *testing.T) {
 	}
 	again.Close()
 }
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	stdout, _, err := runCommand(t, "help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"tutorials [serve]", "keys create", "keys list", "keys revoke", "backup", "version"} {
+		if !strings.Contains(stdout, cmd) {
+			t.Errorf("help does not name %q:\n%s", cmd, stdout)
+		}
+	}
+}
