@@ -910,20 +910,52 @@ func tutorialETag(t Tutorial) (string, error) {
 // whose If-None-Match already names that ETag gets 304 Not Modified instead:
 // no body, the ETag kept.
 func writeWithETag(w http.ResponseWriter, r *http.Request, status int, data any) {
-	b, err := encodeData(data)
+	body, etag, err := encodeEnvelope(status, data)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	etag := etagOf(b)
-	w.Header().Set("ETag", etag)
+	writeEncoded(w, r, status, body, etag)
+}
+
+// encodeEnvelope encodes data in the envelope with status, the same bytes
+// writeEnvelope writes, and returns them with the ETag of the data inside.
+//
+// It encodes data once. Encoding it for the ETag and then again inside the
+// envelope (as json.RawMessage, which encoding/json scans and copies once
+// more to check it) was a sixth of a GET's time.
+func encodeEnvelope(status int, data any) (body []byte, etag string, err error) {
+	const head = `{"data":`
+	var buf bytes.Buffer
+	buf.WriteString(head)
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // as in writeEnvelope
+	if err := enc.Encode(data); err != nil {
+		return nil, "", err
+	}
+	buf.Truncate(buf.Len() - 1) // the newline Encode ends with
+	etag = etagOf(buf.Bytes()[len(head):])
+	buf.WriteString(`,"error":null,"status":`)
+	buf.WriteString(strconv.Itoa(status))
+	buf.WriteString("}\n")
+	return buf.Bytes(), etag, nil
+}
+
+// writeEncoded writes body, made by encodeEnvelope, with its ETag, or 304
+// Not Modified as writeWithETag says.
+func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byte, etag string) {
+	h := w.Header()
+	h.Set("ETag", etag)
 	if status == http.StatusOK && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag, weakComparison) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 	}
-	writeJSON(w, status, json.RawMessage(b))
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
 }
 
 // ifMatch is the store Precondition of r's If-Match header, or nil when it
