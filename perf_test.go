@@ -403,24 +403,6 @@ func TestCachedEmptyListIsStillAnEmptyArray(t *testing.T) {
 	}
 }
 
-func TestPageCacheServesOnlyItsOwnVersionAndStaysSmall(t *testing.T) {
-	var c pageCache
-	p := ListParams{Page: 1, PerPage: 20}
-	c.put(p, 1, []TutorialSummary{{ID: 1}}, 1)
-	if list, total, ok := c.get(p, 1); !ok || total != 1 || len(list) != 1 {
-		t.Errorf("get at the version it was put: %v %d %v", list, total, ok)
-	}
-	if _, _, ok := c.get(p, 2); ok {
-		t.Error("the page outlived a change of version")
-	}
-	for i := range maxCachedPages + 10 {
-		c.put(ListParams{Page: int64(i + 2), PerPage: 20}, 1, nil, 0)
-	}
-	if n := len(c.pages); n > maxCachedPages {
-		t.Errorf("%d pages cached, want at most %d", n, maxCachedPages)
-	}
-}
-
 // ---- Prepared statements ----
 
 func TestFirstListsAtOnceDoNotDeadlockThePool(t *testing.T) {

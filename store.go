@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,9 +75,6 @@ type Store struct {
 	// stmts holds the read queries prepared so far, by their text: see
 	// readStmt.
 	stmts sync.Map
-
-	// pages remembers the list's recent answers: see ListTutorials.
-	pages pageCache
 
 	// writeStmts are the statements of every batch, prepared on the writer
 	// connection before the batches start: see prepareWrites.
@@ -702,11 +698,6 @@ const searchHits = `(SELECT rowid, bm25(tutorials_fts, 10.0, 5.0, 1.0) AS score
 // ListTutorials returns one page of tutorials and the number of tutorials
 // that match in all. Both come from one read transaction, so the total is
 // true of the page even while writers carry on.
-//
-// The answer is remembered until the next commit to the database, by
-// anyone: asked again before, the same page is served from memory, which is
-// what the query would have returned. Page 1 of a library that is read far
-// more often than written is then almost free.
 func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error) {
 	sort := p.Sort
 	if sort == "" {
@@ -715,15 +706,6 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 	order, ok := sortOrders[sort]
 	if !ok {
 		return nil, 0, fmt.Errorf("list tutorials: unknown sort %q", p.Sort)
-	}
-	// The version is read before the page, as in the key cache (auth.go),
-	// so a page is never newer than the version it is kept under.
-	version, err := s.DataVersion(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	if list, total, ok := s.pages.get(p, version); ok {
-		return list, total, nil
 	}
 	// The query is built from fixed pieces; user values only ever travel as
 	// parameters.
@@ -804,52 +786,7 @@ func (s *Store) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSumm
 		}
 		list = append(list, t)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
-	s.pages.put(p, version, list, total)
-	return list, total, nil
-}
-
-// maxCachedPages bounds pageCache: the query strings of the list are the
-// client's to choose, so the number of distinct pages is too.
-const maxCachedPages = 256
-
-// pageCache holds pages of the list as of one DataVersion. A page read at
-// another version is never served: any commit changes the version, and the
-// next put starts the cache afresh.
-type pageCache struct {
-	mu      sync.Mutex
-	version int64
-	pages   map[ListParams]cachedPage
-}
-
-type cachedPage struct {
-	list  []TutorialSummary
-	total int64
-}
-
-// get returns a copy of the page for p if it was cached at version, so
-// that a caller may change it without changing what others get.
-func (c *pageCache) get(p ListParams, version int64) ([]TutorialSummary, int64, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	page, ok := c.pages[p]
-	if !ok || c.version != version {
-		return nil, 0, false
-	}
-	return slices.Clone(page.list), page.total, true
-}
-
-// put keeps a copy of the page for p, read at version.
-func (c *pageCache) put(p ListParams, version int64, list []TutorialSummary, total int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version || c.pages == nil || len(c.pages) >= maxCachedPages {
-		c.version = version
-		c.pages = make(map[ListParams]cachedPage)
-	}
-	c.pages[p] = cachedPage{slices.Clone(list), total}
+	return list, total, rows.Err()
 }
 
 // ftsQuery turns text a person typed into an FTS5 query that finds the
