@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// TestNewDatabaseSeedsWhatTheServerReads checks the bench's database the
+// way the server will read it: the rows are there with the content the
+// cases assume, and the tables the triggers keep (counts, search index)
+// agree with them, so that the benchmark measures a database like a real
+// one. It builds the server, as the bench does.
+func TestNewDatabaseSeedsWhatTheServerReads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the server")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tutorials")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	path := filepath.Join(dir, "bench.db")
+	const rows = 60
+	key, _, err := newDatabase(bin, path, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(key) != len("tut_")+64 {
+		t.Errorf("key = %q, want a tut_ key", key)
+	}
+
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	checks := []struct {
+		name, query string
+		want        string
+	}{
+		{"rows", `SELECT COUNT(*) FROM tutorials`, "60"},
+		{"slugs tutorial-1 to tutorial-n", `SELECT COUNT(*) FROM tutorials WHERE slug = 'tutorial-' || id`, "60"},
+		{"about 2 KB of content each", `SELECT MIN(length(content)) >= 2000 AND MAX(length(content)) < 2100 FROM tutorials`, "1"},
+		{"every category", `SELECT COUNT(DISTINCT category) FROM tutorials`, "6"},
+		{"counts agree", `SELECT SUM(n) FROM tutorial_counts`, "60"},
+		{"search index agrees", `SELECT COUNT(*) FROM tutorials_fts WHERE tutorials_fts MATCH 'benchmark'`, "60"},
+		{"back in WAL mode", `PRAGMA journal_mode`, "wal"},
+		{"intact", `PRAGMA integrity_check`, "ok"},
+	}
+	for _, c := range checks {
+		var got string
+		if err := db.QueryRowContext(ctx, c.query).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got != c.want {
+			t.Errorf("%s: %s = %s, want %s", c.name, c.query, got, c.want)
+		}
+	}
+}
