@@ -216,7 +216,11 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		}
 		level := slog.LevelInfo
 		if info.err != nil {
-			level = slog.LevelError
+			// A client that hung up cancels its query; that is no fault of
+			// the server's, and an operator should not be woken for it.
+			if !(errors.Is(info.err, context.Canceled) && r.Context().Err() != nil) {
+				level = slog.LevelError
+			}
 			attrs = append(attrs, slog.String("error", info.err.Error()))
 		}
 		logger.LogAttrs(r.Context(), level, "request", attrs...)

@@ -1143,3 +1143,34 @@ func TestRequestID(t *testing.T) {
 		}
 	}
 }
+
+func TestClientThatHangsUpIsNotAnError(t *testing.T) {
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	hungUp := make(chan struct{})
+	// A handler whose client goes away while its query runs, as a store
+	// call reports it: with the request's context.Canceled.
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(hungUp)
+		<-r.Context().Done()
+		writeError(w, r, r.Context().Err())
+	})
+	srv := httptest.NewServer(logRequests(logger, slow))
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	go func() { <-hungUp; cancel() }()
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+	}
+	// The log line is written after the handler returns: poll for it.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "msg=request"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no request line logged")
+		}
+	}
+	if line := logs.String(); !strings.Contains(line, "level=INFO") || !strings.Contains(line, "context canceled") {
+		t.Errorf("want an INFO line naming the cancellation, got:\n%s", line)
+	}
+}
