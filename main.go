@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -78,6 +79,16 @@ const usageText = `usage:
 // can run it as it is: arguments, environment and output are parameters, and
 // cancelling ctx stops a server.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) { // -h or -help on any command
+		fmt.Fprint(stdout, usageText)
+		return nil
+	}
+	return err
+}
+
+// dispatch runs the command args names.
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -141,7 +152,7 @@ func newFlagSet(name string) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return usagef("%s", strings.TrimSpace(usageText))
+			return err // run prints the usage
 		}
 		return usagef("%s: %v", fs.Name(), err)
 	}
@@ -216,8 +227,8 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 		return cfg, usagef("serve takes no arguments, got %q", fs.Arg(0))
 	case cfg.logFormat != "text" && cfg.logFormat != "json":
 		return cfg, usagef("-log-format must be text or json, not %q", cfg.logFormat)
-	case cfg.rate < 0:
-		return cfg, usagef("-rate must be 0 or more")
+	case !(cfg.rate >= 0) || math.IsInf(cfg.rate, 1): // NaN fails every comparison
+		return cfg, usagef("-rate must be a number, 0 or more")
 	case cfg.burst < 1:
 		return cfg, usagef("-burst must be at least 1")
 	}
@@ -336,9 +347,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// ctx is already cancelled: the shutdown gets a context of its own.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	if saveErr := usage.save(shutdownCtx, store); saveErr != nil {
-		err = errors.Join(err, fmt.Errorf("saving key usage: %w", saveErr))
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// A request still running after the grace period is cut off: the
+		// contract gives requests in flight 10 s, not forever. That is no
+		// failure of the shutdown itself.
+		logger.Warn("requests still running after the grace period were cut off", "error", err)
+		srv.Close()
+	}
+	// The shutdown context may be spent by now: saving gets its own.
+	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelSave()
+	err = usage.save(saveCtx, store)
+	if err != nil {
+		err = fmt.Errorf("saving key usage: %w", err)
 	}
 	if closeErr := store.Close(); closeErr != nil {
 		err = errors.Join(err, fmt.Errorf("closing database: %w", closeErr))
@@ -440,7 +461,7 @@ func runKeysRevoke(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("keys revoke takes one key id (see tutorials keys list)")
+		return usagef("keys revoke takes one key id (see tutorials keys list), after its flags")
 	}
 	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
 	if err != nil {

@@ -132,11 +132,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"keys", "create", "-db", db}, "keys create needs -name"},
 		{[]string{"keys", "create", "-db", db, "-name", "x", "-scope", "admin"}, `-scope must be read or write, not "admin"`},
 		{[]string{"keys", "create", "-db", db, "-bogus"}, "keys create: flag provided but not defined: -bogus"},
-		{[]string{"keys", "revoke", "-db", db}, "keys revoke takes one key id (see tutorials keys list)"},
+		{[]string{"keys", "revoke", "-db", db}, "keys revoke takes one key id (see tutorials keys list), after its flags"},
 		{[]string{"keys", "revoke", "-db", db, "abc"}, `keys revoke: "abc" is not a key id`},
 		{[]string{"keys", "list", "-db", db, "extra"}, `keys list takes no arguments, got "extra"`},
 		{[]string{"serve", "-log-format", "xml"}, `-log-format must be text or json, not "xml"`},
-		{[]string{"-rate", "-1"}, "-rate must be 0 or more"},
+		{[]string{"-rate", "-1"}, "-rate must be a number, 0 or more"},
+		{[]string{"-rate", "NaN"}, "-rate must be a number, 0 or more"},
 		{[]string{"-burst", "0"}, "-burst must be at least 1"},
 		{[]string{"-rate", "fast"}, `serve: invalid value "fast" for flag -rate: parse error`},
 		{[]string{"serve", "now"}, `serve takes no arguments, got "now"`},
@@ -401,13 +402,15 @@ func TestOpenStoreSetsUpTheFile(t *testing.T) {
 }
 
 func TestHelpListsEveryCommand(t *testing.T) {
-	stdout, _, err := runCommand(t, "help")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, cmd := range []string{"tutorials [serve]", "keys create", "keys list", "keys revoke", "backup", "version"} {
-		if !strings.Contains(stdout, cmd) {
-			t.Errorf("help does not name %q:\n%s", cmd, stdout)
+	for _, args := range [][]string{{"help"}, {"-h"}, {"serve", "-help"}, {"keys", "create", "-h"}} {
+		stdout, _, err := runCommand(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v, want the usage and exit 0", args, err)
+		}
+		for _, cmd := range []string{"tutorials [serve]", "keys create", "keys list", "keys revoke", "backup", "version"} {
+			if !strings.Contains(stdout, cmd) {
+				t.Errorf("%v does not name %q:\n%s", args, cmd, stdout)
+			}
 		}
 	}
 }

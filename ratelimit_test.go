@@ -410,7 +410,7 @@ func TestServeConfigRateLimitFlags(t *testing.T) {
 			config{addr: ":8080", db: "tutorials.db", rate: 10, burst: 20, logFormat: "text"}, ""},
 		{"bad TUTORIALS_TRUST_PROXY", nil, map[string]string{"TUTORIALS_TRUST_PROXY": "yes please"}, config{},
 			`TUTORIALS_TRUST_PROXY: "yes please" is not true or false`},
-		{"negative rate", []string{"-rate", "-1"}, nil, config{}, "-rate must be 0 or more"},
+		{"negative rate", []string{"-rate", "-1"}, nil, config{}, "-rate must be a number, 0 or more"},
 		{"burst of 0", []string{"-burst", "0"}, nil, config{}, "-burst must be at least 1"},
 	}
 	for _, tt := range tests {
