@@ -593,12 +593,14 @@ func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialI
 		}
 	}
 
+	for _, name := range readOnlyFields {
+		if _, ok := fields[name]; ok {
+			problem("%s is read-only", name)
+		}
+	}
 	var unknown []string
 	for name := range fields {
-		switch {
-		case slices.Contains(readOnlyFields, name):
-			problem("%s is read-only", name)
-		case !slices.Contains(writableFields, name):
+		if !slices.Contains(writableFields, name) && !slices.Contains(readOnlyFields, name) {
 			unknown = append(unknown, name)
 		}
 	}
@@ -1032,7 +1034,7 @@ type responseCache struct {
 }
 
 // cachedResponse is what a handler needs to answer again: the body made by
-// encodeEnvelope, its ETag, and the list's Link header ("" for a tutorial).
+// encodeEnvelope, its ETag, and the list's Link header.
 // body is shared between requests and must never be changed.
 type cachedResponse struct {
 	body []byte

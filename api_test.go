@@ -1174,3 +1174,12 @@ func TestClientThatHangsUpIsNotAnError(t *testing.T) {
 		t.Errorf("want an INFO line naming the cancellation, got:\n%s", line)
 	}
 }
+
+func TestReadOnlyFieldsAreReportedInOneOrder(t *testing.T) {
+	ts := newTestServer(t)
+	body := `{"updated_at":"x","created_at":"y","id":1,"title":"a","slug":"a"}`
+	for range 10 { // map order changes from run to run; the message must not
+		ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, body).
+			wantError(t, http.StatusBadRequest, "id is read-only; created_at is read-only; updated_at is read-only")
+	}
+}

@@ -362,7 +362,7 @@ func TestCountsMigrationCountsWhatIsThere(t *testing.T) {
 	}
 }
 
-// ---- The page cache ----
+// ---- The list response cache (api.go) ----
 
 func TestCachedListPageGivesWayToAnyCommit(t *testing.T) {
 	ts := newTestServer(t)

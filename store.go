@@ -45,7 +45,9 @@ func formatTime(t time.Time) string {
 }
 
 // readConns is the size of the read pool. With a pure-Go driver each query
-// keeps a core busy, so a few connections beat many on a small machine.
+// keeps a core busy, so a few connections beat many on a small machine. One
+// of them is kept for PRAGMA data_version (see DataVersion), leaving three
+// for queries.
 const readConns = 4
 
 // Store is the SQLite database. It holds two pools on one file: a single
@@ -229,7 +231,8 @@ func (s *Store) Close() error {
 // and for a lookup by key the compiling costs more than the running: it was
 // a fifth of a GET's time. database/sql keeps one compiled copy per
 // connection of the pool, made the first time the connection runs it. Only
-// constant query texts come here, so the map stays small.
+// query texts built from fixed pieces come here (the list's are a few dozen
+// combinations of filters and sorts), so the map stays small.
 func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := s.stmts.Load(query); ok {
 		return st.(*sql.Stmt), nil
@@ -651,10 +654,13 @@ func scanFullTutorial(row scanner) (Tutorial, error) {
 	return t, err
 }
 
+// tutorialBySlugSQL reads one whole tutorial; TutorialBySlug and the
+// If-Match check inside a write both use it.
+const tutorialBySlugSQL = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
+
 // TutorialBySlug returns the tutorial with that slug, or ErrNotFound.
 func (s *Store) TutorialBySlug(ctx context.Context, slug string) (Tutorial, error) {
-	const q = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
-	st, err := s.readStmt(ctx, q)
+	st, err := s.readStmt(ctx, tutorialBySlugSQL)
 	if err != nil {
 		return Tutorial{}, err
 	}
@@ -860,8 +866,7 @@ func checkPrecondition(ctx context.Context, tx *sql.Tx, slug string, check Preco
 	if check == nil {
 		return nil
 	}
-	const q = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
-	current, err := scanFullTutorial(tx.QueryRowContext(ctx, q, slug))
+	current, err := scanFullTutorial(tx.QueryRowContext(ctx, tutorialBySlugSQL, slug))
 	if errors.Is(err, ErrNotFound) {
 		if err := check(nil); err != nil {
 			return err
