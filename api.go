@@ -82,19 +82,32 @@ func writeJSON(w http.ResponseWriter, status int, data any) {
 // that fails to encode becomes a clean 500 rather than half a body.
 func writeEnvelope(w http.ResponseWriter, env envelope) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // text comes back exactly as sent: "<" stays "<"
-	if err := enc.Encode(env); err != nil {
+	if err := appendJSON(&buf, env); err != nil {
 		msg := msgInternal
 		env = envelope{Error: &msg, Status: http.StatusInternalServerError}
 		buf.Reset()
-		enc.Encode(env) // an envelope of a string cannot fail to encode
+		appendJSON(&buf, env) // an envelope of a string cannot fail to encode
 	}
+	buf.WriteByte('\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(env.Status)
 	w.Write(buf.Bytes())
+}
+
+// appendJSON appends v to buf as every response encodes JSON: with HTML
+// characters left alone, so that text comes back exactly as sent ("<"
+// stays "<", not "\u003c"), and without the newline json.Encoder ends with.
+// On an error it appends nothing.
+func appendJSON(buf *bytes.Buffer, v any) error {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	buf.Truncate(buf.Len() - 1)
+	return nil
 }
 
 // ---- Errors ----
@@ -919,12 +932,8 @@ var errPreconditionFailed = &apiError{http.StatusPreconditionFailed, "Preconditi
 // encodeData encodes v as writeEnvelope would encode it as data.
 func encodeData(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	err := appendJSON(&buf, v)
+	return buf.Bytes(), err
 }
 
 // etagOf is the strong ETag of encoded data: 128 bits of its SHA-256, quoted
@@ -965,12 +974,9 @@ func encodeEnvelope(status int, data any) (body []byte, etag string, err error) 
 	const head = `{"data":`
 	var buf bytes.Buffer
 	buf.WriteString(head)
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // as in writeEnvelope
-	if err := enc.Encode(data); err != nil {
+	if err := appendJSON(&buf, data); err != nil {
 		return nil, "", err
 	}
-	buf.Truncate(buf.Len() - 1) // the newline Encode ends with
 	etag = etagOf(buf.Bytes()[len(head):])
 	buf.WriteString(`,"error":null,"status":`)
 	buf.WriteString(strconv.Itoa(status))
