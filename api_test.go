@@ -771,31 +771,6 @@ func TestPatchTutorial(t *testing.T) {
 	})
 }
 
-func TestConcurrentPatchesOfDifferentFields(t *testing.T) {
-	ts := newTestServer(t)
-	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
-	const rounds = 50
-	var wg sync.WaitGroup
-	for _, field := range []string{"excerpt", "category"} {
-		wg.Go(func() {
-			for i := range rounds {
-				body := mustJSON(t, map[string]any{field: fmt.Sprintf("%s %d", field, i)})
-				resp := ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, body)
-				if resp.status != http.StatusOK {
-					t.Errorf("patch %s: %d %q", field, resp.status, resp.error)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	got := decodeData[Tutorial](t, ts.request(t, "GET", "/api/v1/tutorials/go", ts.readKey, ""))
-	want := []string{fmt.Sprintf("excerpt %d", rounds-1), fmt.Sprintf("category %d", rounds-1)}
-	if diff := cmp.Diff(want, []string{got.Excerpt, got.Category}); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-}
-
 func TestReplaceTutorial(t *testing.T) {
 	full := map[string]any{"title": "Go", "slug": "go", "excerpt": "e", "content": "c", "category": "lang",
 		"difficulty": "advanced", "estimated_time": 5, "published_at": "2026-01-01T00:00:00Z"}

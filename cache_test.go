@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,4 +134,32 @@ func TestResponseCache(t *testing.T) {
 		c.put("d", 2, resp("DDDDD")) // a new version starts from 0 bytes
 		check(t, c, []lookup{{"a", 2, ""}, {"d", 2, "DDDDD"}})
 	})
+}
+
+// The cache gives way to this server's own writes too, not only another
+// connection's.
+func TestListCacheSeesThisServersWrites(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "One", "slug": "one"})
+	ts.create(t, map[string]any{"title": "Two", "slug": "two"})
+	list := func() []string {
+		t.Helper()
+		return slugs(decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")).Tutorials)
+	}
+	list()
+	list() // served from memory now
+	ts.request(t, "DELETE", "/api/v1/tutorials/two", ts.writeKey, "")
+	if diff := cmp.Diff([]string{"one"}, list()); diff != "" {
+		t.Errorf("after a delete (-want +got):\n%s", diff)
+	}
+}
+
+func TestCachedEmptyListIsStillAnEmptyArray(t *testing.T) {
+	ts := newTestServer(t)
+	for range 2 {
+		resp := ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
+		if !strings.Contains(string(resp.data), `"tutorials":[]`) {
+			t.Errorf("data = %s, want an empty array of tutorials", resp.data)
+		}
+	}
 }

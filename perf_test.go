@@ -362,47 +362,6 @@ func TestCountsMigrationCountsWhatIsThere(t *testing.T) {
 	}
 }
 
-// ---- The list response cache (api.go) ----
-
-func TestCachedListPageGivesWayToAnyCommit(t *testing.T) {
-	ts := newTestServer(t)
-	ts.create(t, map[string]any{"title": "One", "slug": "one"})
-	list := func() []string {
-		t.Helper()
-		return slugs(decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")).Tutorials)
-	}
-	list()
-	list() // served from memory now
-	// A tutorial added by another process, on its own connection.
-	other, err := OpenStore(context.Background(), ts.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	in := TutorialInput{Title: "Two", Slug: "two", Category: "backend", Difficulty: "beginner"}
-	if _, err := other.CreateTutorial(context.Background(), in, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{"two", "one"}, list()); diff != "" {
-		t.Errorf("after another process's create (-want +got):\n%s", diff)
-	}
-	// And one deleted by this server.
-	ts.request(t, "DELETE", "/api/v1/tutorials/two", ts.writeKey, "")
-	if diff := cmp.Diff([]string{"one"}, list()); diff != "" {
-		t.Errorf("after a delete (-want +got):\n%s", diff)
-	}
-}
-
-func TestCachedEmptyListIsStillAnEmptyArray(t *testing.T) {
-	ts := newTestServer(t)
-	for range 2 {
-		resp := ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
-		if !strings.Contains(string(resp.data), `"tutorials":[]`) {
-			t.Errorf("data = %s, want an empty array of tutorials", resp.data)
-		}
-	}
-}
-
 // ---- Prepared statements ----
 
 func TestFirstListsAtOnceDoNotDeadlockThePool(t *testing.T) {
