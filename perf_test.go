@@ -238,6 +238,48 @@ func TestDataVersionMovesOnlyWhenSomeoneCommits(t *testing.T) {
 	}
 }
 
+// DataVersion shares one reading among the callers waiting for it. A
+// caller that asks after a commit must never be handed a reading that began
+// before it, however many others are asking at the same moment.
+func TestDataVersionSharedReadingsSeeEveryEarlierCommit(t *testing.T) {
+	store, path := openTestStore(t)
+	other, err := OpenStore(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+
+	// Keep a reading under way almost all the time.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				store.DataVersion(ctx)
+			}
+		})
+	}
+	for round := range 200 {
+		before, err := store.DataVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := issueKey(ctx, other, fmt.Sprintf("key %d", round), scopeRead); err != nil {
+			t.Fatal(err)
+		}
+		after, err := store.DataVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after == before {
+			t.Fatalf("round %d: asked after another connection committed, got the version from before the commit (%d)", round, before)
+		}
+	}
+	stop()
+	wg.Wait()
+}
+
 func TestKeyCacheServesOnlyItsOwnVersion(t *testing.T) {
 	var c keyCache
 	hash := hashKey("tut_" + strings.Repeat("0", 64))

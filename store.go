@@ -68,11 +68,15 @@ type Store struct {
 	unwritable error
 
 	// version is the one connection DataVersion asks: PRAGMA data_version
-	// only means something compared with itself on the same connection. A
-	// connection runs one statement at a time, hence the mutex.
-	versionMu   sync.Mutex
-	version     *sql.Conn
-	versionStmt *sql.Stmt
+	// only means something compared with itself on the same connection.
+	// readVersions runs it, one statement at a time, for every caller that
+	// is waiting: nextRead is the reading those arriving now will share,
+	// and versionWanted wakes readVersions when it is first asked for.
+	version       *sql.Conn
+	versionStmt   *sql.Stmt
+	versionMu     sync.Mutex
+	nextRead      *versionRead
+	versionWanted chan struct{}
 
 	// stmts holds the read queries prepared so far, by their text: see
 	// readStmt.
@@ -165,9 +169,11 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	s.checkpoint.SetMaxOpenConns(1)
 
 	s.writes = make(chan *pendingWrite)
+	s.versionWanted = make(chan struct{}, 1)
 	s.stop = make(chan struct{})
 	s.background.Go(s.commitBatches)
 	s.background.Go(s.checkpointWAL)
+	s.background.Go(s.readVersions)
 	return s, nil
 }
 
@@ -254,12 +260,63 @@ func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 // WAL index in shared memory (though, like any statement, it takes and drops
 // the WAL's read lock). So a cache of something in the database may be
 // trusted for as long as DataVersion stays the same.
+//
+// Every authenticated request asks, so callers that arrive together share
+// one reading, the way commitBatches shares one commit among the writes
+// that arrive together. A caller never gets a reading that began before it
+// asked: it waits for the next one, so a commit it could know of is always
+// seen. Under load there were a quarter fewer readings than requests, and
+// the list, answered from its cache after this check, gained 8%
+// (BENCHMARKS.md).
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	s.versionMu.Lock()
-	defer s.versionMu.Unlock()
-	var v int64
-	err := s.versionStmt.QueryRowContext(ctx).Scan(&v)
-	return v, err
+	rd := s.nextRead
+	if rd == nil {
+		rd = &versionRead{done: make(chan struct{})}
+		s.nextRead = rd
+		// Never blocks: a signal is sent only when nextRead was empty, and
+		// readVersions empties it only after taking the signal.
+		s.versionWanted <- struct{}{}
+	}
+	s.versionMu.Unlock()
+	select {
+	case <-rd.done:
+		return rd.version, rd.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.stop:
+		return 0, errStoreClosed
+	}
+}
+
+// versionRead is one reading of PRAGMA data_version, for every caller that
+// asked before it began. done is closed once version and err are set.
+type versionRead struct {
+	done    chan struct{}
+	version int64
+	err     error
+}
+
+// readVersions reads PRAGMA data_version whenever DataVersion asks, until
+// the store closes. It takes the waiting callers' reading before it starts,
+// so that whoever asks while the statement runs waits for the next one.
+func (s *Store) readVersions() {
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.versionWanted:
+		}
+		s.versionMu.Lock()
+		rd := s.nextRead
+		s.nextRead = nil
+		s.versionMu.Unlock()
+		// No caller's context: the reading is shared, and one caller that
+		// gives up must not fail the others. The statement takes a few
+		// microseconds.
+		rd.err = s.versionStmt.QueryRow().Scan(&rd.version)
+		close(rd.done)
+	}
 }
 
 // WriteFailure returns why the database cannot be written, when the last
