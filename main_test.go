@@ -386,6 +386,18 @@ func TestOpenStoreSetsUpTheFile(t *testing.T) {
 	if diff := cmp.Diff(want, pragmas); diff != "" {
 		t.Errorf("pragmas (-want +got):\n%s", diff)
 	}
+	// The read connections refuse writes and keep a small page cache.
+	readPragmas := map[string]string{}
+	for _, p := range []string{"query_only", "cache_size"} {
+		var v string
+		if err := store.read.QueryRow("PRAGMA " + p).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		readPragmas[p] = v
+	}
+	if diff := cmp.Diff(map[string]string{"query_only": "1", "cache_size": "-256"}, readPragmas); diff != "" {
+		t.Errorf("pragmas of the read pool (-want +got):\n%s", diff)
+	}
 
 	// Only its owner may read it: it holds the key hashes.
 	if info, err := os.Stat(db); err != nil || info.Mode().Perm() != 0o600 {

@@ -440,3 +440,52 @@ func TestFirstListsAtOnceDoNotDeadlockThePool(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// ---- Memory given back when idle ----
+
+func TestIdleWatchReportsEachBusySpellOnce(t *testing.T) {
+	// The request count at each look, and whether that look says the
+	// server has just gone idle.
+	looks := []struct {
+		requests int64
+		idle     bool
+	}{
+		{0, false},  // never busy: nothing to give back
+		{5, false},  // busy
+		{9, false},  // still busy
+		{9, true},   // quiet since the last look
+		{9, false},  // given back already
+		{9, false},  // and stays given back
+		{10, false}, // one more request
+		{10, true},  // quiet again
+	}
+	var w idleWatch
+	for i, l := range looks {
+		if got := w.wentIdle(l.requests); got != l.idle {
+			t.Errorf("look %d (%d requests): wentIdle = %v, want %v", i, l.requests, got, l.idle)
+		}
+	}
+}
+
+func TestReleaseMemoryLeavesTheStoreWorking(t *testing.T) {
+	store, _ := openTestStore(t)
+	ctx := context.Background()
+	in := TutorialInput{Title: "Go", Slug: "go", Category: "backend", Difficulty: "beginner"}
+	if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ReleaseMemory(ctx); err != nil {
+		t.Fatalf("ReleaseMemory: %v", err)
+	}
+	got, err := store.TutorialBySlug(ctx, "go")
+	if err != nil {
+		t.Fatalf("read after ReleaseMemory: %v", err)
+	}
+	if got.Title != "Go" {
+		t.Errorf("title %q, want Go", got.Title)
+	}
+	in.Slug = "go-2"
+	if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
+		t.Fatalf("write after ReleaseMemory: %v", err)
+	}
+}

@@ -137,7 +137,14 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	// query_only makes a read connection refuse to write, so a slip that
 	// sends a write to the read pool fails loudly instead of racing the
 	// writer.
-	read, err := sql.Open("sqlite", dsn(path, "_pragma=query_only(1)"))
+	//
+	// cache_size(-256): each read connection caches 256 KiB of pages, not
+	// SQLite's default 2 MB. A read is a lookup or a short range in an
+	// index; the upper pages that every lookup passes through fit, and the
+	// rest come from the system's page cache, which all the connections
+	// share. Four private 2 MB caches took 8 of the 40 MiB a loaded server
+	// held, and made no read measurably faster.
+	read, err := sql.Open("sqlite", dsn(path, "_pragma=query_only(1)&_pragma=cache_size(-256)"))
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open database: %w", err)
@@ -519,6 +526,16 @@ func (s *Store) checkpointWAL() {
 			s.checkpoint.Exec("PRAGMA wal_checkpoint(PASSIVE)")
 		}
 	}
+}
+
+// ReleaseMemory empties the writer's page cache, to be called when the
+// server has gone idle: see idleWatch in main.go. The writer keeps SQLite's
+// default cache of 2 MB, the read connections a smaller one (see
+// OpenStore). The next write reads its pages back from the system's page
+// cache.
+func (s *Store) ReleaseMemory(ctx context.Context) error {
+	_, err := s.write.ExecContext(ctx, "PRAGMA shrink_memory")
+	return err
 }
 
 // commitBatch writes a batch in one transaction and tells each write how it
