@@ -251,16 +251,17 @@ func TestDataVersionSharedReadingsSeeEveryEarlierCommit(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 
-	// Keep a reading under way almost all the time.
+	// Keep a reading under way almost all the time, and callers waiting
+	// for the next.
 	var wg sync.WaitGroup
-	for range 4 {
+	for range 8 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				store.DataVersion(ctx)
 			}
 		})
 	}
-	for round := range 200 {
+	for round := range 1000 {
 		before, err := store.DataVersion(ctx)
 		if err != nil {
 			t.Fatal(err)
