@@ -276,9 +276,8 @@ func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 // asked, which might miss a commit it knows of: when the connection is
 // busy it waits for the next reading. When the connection is free the
 // caller reads at once, itself, so a server under light load pays no
-// hand-over between goroutines. Under load there were about a quarter fewer
-// readings than requests, and the list, answered from its cache after this
-// check, gained 8% (BENCHMARKS.md).
+// hand-over between goroutines. Under load the list, answered from its
+// cache after this check, gained 8% (BENCHMARKS.md).
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	s.versionMu.Lock()
 	if !s.reading && s.nextRead == nil {
