@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -196,6 +197,135 @@ func TestWALIsCopiedIntoTheDatabaseInTheBackground(t *testing.T) {
 			t.Fatalf("the database file is still %d bytes (%d before the writes)", size(), before)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// walFile returns the size of the WAL of the database at path and its
+// checkpoint sequence number, which SQLite increments each time the WAL
+// starts over from its beginning (https://sqlite.org/fileformat.html, the
+// WAL header). A WAL that does not exist is (0, 0).
+func walFile(t *testing.T, path string) (size int64, sequence uint32) {
+	t.Helper()
+	f, err := os.Open(path + "-wal")
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := make([]byte, 32)
+	if _, err := f.ReadAt(header, 0); err != nil {
+		return fi.Size(), 0 // empty, or not yet written
+	}
+	return fi.Size(), binary.BigEndian.Uint32(header[12:16])
+}
+
+func TestWALIsEmptiedOnceWritesStop(t *testing.T) {
+	store, path := openTestStore(t)
+	ctx := context.Background()
+	for i := range 20 {
+		in := TutorialInput{Title: "T", Slug: fmt.Sprintf("t%d", i), Content: strings.Repeat("x", 4000), Category: "backend", Difficulty: "beginner"}
+		if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if size, _ := walFile(t, path); size == 0 {
+		t.Fatal("the writes left no WAL to empty")
+	}
+	for deadline := time.Now().Add(10 * checkpointEvery); ; time.Sleep(10 * time.Millisecond) {
+		size, _ := walFile(t, path)
+		if size == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAL is still %d bytes, long after the last write", size)
+		}
+	}
+}
+
+// Under writes that never pause, the WAL must still start over from its
+// beginning now and then; otherwise it grows for as long as the writes last.
+func TestWALStartsOverUnderSteadyWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	store, err := openStore(context.Background(), path, 64) // 256 KiB of WAL
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+
+	var writers sync.WaitGroup
+	for w := range 4 {
+		writers.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				in := TutorialInput{Title: "T", Slug: fmt.Sprintf("w%d-%d", w, i), Content: strings.Repeat("x", 4000), Category: "backend", Difficulty: "beginner"}
+				if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil && ctx.Err() == nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	defer writers.Wait()
+	defer stop()
+
+	_, first := walFile(t, path)
+	for deadline := time.Now().Add(10 * checkpointEvery); ; time.Sleep(10 * time.Millisecond) {
+		size, sequence := walFile(t, path)
+		if sequence >= first+2 {
+			break // started over twice
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v of steady writes the WAL is %d bytes and started over %d times, want 2", 10*checkpointEvery, size, sequence-first)
+		}
+	}
+}
+
+// Emptying the WAL waits for every reader to leave it. A reader that stays,
+// a backup say, must not make writes wait behind that.
+func TestEmptyingTheWALDoesNotHoldUpWrites(t *testing.T) {
+	store, path := openTestStore(t)
+	ctx := context.Background()
+	in := TutorialInput{Title: "T", Slug: "first", Category: "backend", Difficulty: "beginner"}
+	if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// A reader of another process, in the WAL before it is copied.
+	other, err := sql.Open("sqlite", dsn(path, lockWait, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	reader, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	var n int
+	if _, err := reader.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	defer reader.ExecContext(ctx, "ROLLBACK")
+	if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM tutorials").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two quiet rounds: checkpointWAL copies the WAL, then tries to empty
+	// it while the reader is still there.
+	time.Sleep(3 * checkpointEvery)
+	// The busy timeout is 5 s: a write that waits for the emptying to give
+	// up would miss this deadline.
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	in.Slug = "second"
+	if _, err := store.CreateTutorial(wctx, in, time.Now()); err != nil {
+		t.Fatalf("a write while a reader held the WAL: %v", err)
 	}
 }
 

@@ -228,7 +228,7 @@ func TestMigrationIndexesTheRowsOfAnOldDatabase(t *testing.T) {
 	}
 
 	// What the previous release did: migration 1, then its own inserts.
-	old, err := sql.Open("sqlite", dsn(path, ""))
+	old, err := sql.Open("sqlite", dsn(path, lockWait, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
