@@ -401,12 +401,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // returns little of it to the system while nothing is allocated: measured,
 // a server left idle after a load kept 27 MiB of anonymous memory (heap
 // and page caches) for as long as it was watched, a minute, against 2 MiB
-// after start. On a small
-// machine that waits hours between two bursts that memory is taken from
-// everything else. So once per busy spell, after a quiet idleCheckEvery,
-// the server empties the writer's page cache and calls debug.FreeOSMemory,
-// a forced collection of a heap of a few megabytes (BENCHMARKS.md has the
-// numbers before and after).
+// after start. On a small machine that waits hours between two bursts,
+// that memory is taken from everything else. So once per busy spell, after
+// a quiet idleCheckEvery, the server empties the writer's page cache and
+// calls debug.FreeOSMemory, a forced collection of a heap of a few
+// megabytes (BENCHMARKS.md has the numbers before and after).
 type idleWatch struct {
 	requests int64 // the count at the last look
 	busy     bool  // whether it moved since memory was last returned
