@@ -171,6 +171,12 @@ func TestWriteAfterCloseFailsAtOnce(t *testing.T) {
 	}
 }
 
+// pageSized is a tutorial whose content fills about one 4 KiB page, so
+// that every write of one adds pages to the WAL.
+func pageSized(slug string) TutorialInput {
+	return TutorialInput{Title: "T", Slug: slug, Content: strings.Repeat("x", 4000), Category: "backend", Difficulty: "beginner"}
+}
+
 func TestWALIsCopiedIntoTheDatabaseInTheBackground(t *testing.T) {
 	store, path := openTestStore(t)
 	ctx := context.Background()
@@ -183,10 +189,8 @@ func TestWALIsCopiedIntoTheDatabaseInTheBackground(t *testing.T) {
 		return fi.Size()
 	}
 	before := size()
-	content := strings.Repeat("x", 4000)
 	for i := range 20 {
-		in := TutorialInput{Title: "T", Slug: fmt.Sprintf("t%d", i), Content: content, Category: "backend", Difficulty: "beginner"}
-		if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
+		if _, err := store.CreateTutorial(ctx, pageSized(fmt.Sprintf("t%d", i)), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -229,8 +233,7 @@ func TestWALIsEmptiedOnceWritesStop(t *testing.T) {
 	store, path := openTestStore(t)
 	ctx := context.Background()
 	for i := range 20 {
-		in := TutorialInput{Title: "T", Slug: fmt.Sprintf("t%d", i), Content: strings.Repeat("x", 4000), Category: "backend", Difficulty: "beginner"}
-		if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
+		if _, err := store.CreateTutorial(ctx, pageSized(fmt.Sprintf("t%d", i)), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -258,20 +261,20 @@ func TestWALStartsOverUnderSteadyWrites(t *testing.T) {
 	}
 	defer store.Close()
 	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
 
 	var writers sync.WaitGroup
 	for w := range 4 {
 		writers.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				in := TutorialInput{Title: "T", Slug: fmt.Sprintf("w%d-%d", w, i), Content: strings.Repeat("x", 4000), Category: "backend", Difficulty: "beginner"}
-				if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil && ctx.Err() == nil {
+				_, err := store.CreateTutorial(ctx, pageSized(fmt.Sprintf("w%d-%d", w, i)), time.Now())
+				if err != nil && ctx.Err() == nil {
 					t.Error(err)
 					return
 				}
 			}
 		})
 	}
+	// On the way out: stop the writers, then wait for them.
 	defer writers.Wait()
 	defer stop()
 
@@ -602,7 +605,8 @@ func TestReleaseMemoryLeavesTheStoreWorking(t *testing.T) {
 	store, _ := openTestStore(t)
 	ctx := context.Background()
 	in := TutorialInput{Title: "Go", Slug: "go", Category: "backend", Difficulty: "beginner"}
-	if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
+	want, err := store.CreateTutorial(ctx, in, time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := store.ReleaseMemory(ctx); err != nil {
@@ -612,8 +616,8 @@ func TestReleaseMemoryLeavesTheStoreWorking(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read after ReleaseMemory: %v", err)
 	}
-	if got.Title != "Go" {
-		t.Errorf("title %q, want Go", got.Title)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("read after ReleaseMemory (-want +got):\n%s", diff)
 	}
 	in.Slug = "go-2"
 	if _, err := store.CreateTutorial(ctx, in, time.Now()); err != nil {
