@@ -1009,13 +1009,12 @@ func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byt
 
 // requestVersion is the Store.DataVersion that r's key check read (see
 // authenticator.lookup), or, for a request that had none, a fresh one.
-// Asking once per request matters: each PRAGMA data_version is a read
-// transaction of its own, and takes and drops SQLite's WAL read lock.
+// Each asking is a read of a file, so once per request is enough.
 func requestVersion(r *http.Request, store *Store) (int64, error) {
 	if info := requestInfoFrom(r.Context()); info.hasVersion {
 		return info.version, nil
 	}
-	return store.DataVersion(r.Context())
+	return store.DataVersion()
 }
 
 // responseCache keeps encoded 200 responses to GETs, by a key the handler

@@ -241,7 +241,7 @@ func (a *authenticator) lookup(ctx context.Context, token string) (APIKey, error
 	// The version is read before the key, so that a key cached with it is
 	// never newer than the version says: a revocation that commits between
 	// the two reads changes the version, and the next request reads again.
-	version, err := a.store.DataVersion(ctx)
+	version, err := a.store.DataVersion()
 	if err != nil {
 		return APIKey{}, err
 	}
