@@ -29,17 +29,26 @@ import (
 // This file speaks HTTP: the routes, the handlers, the envelope every
 // response is wrapped in, and JSON in and out.
 
-// newServer builds the whole HTTP handler of the program from its settings
-// and dependencies. Tests build the same one on a temporary database.
-func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage) http.Handler {
+// server is the whole HTTP handler of the program, with the answers its
+// handlers keep, so that runServe can let go of them when the server goes
+// idle.
+type server struct {
+	http.Handler
+	answers answerCaches
+}
+
+// newServer builds the server from its settings and dependencies. Tests
+// build the same one on a temporary database.
+func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage) *server {
+	answers := newAnswerCaches()
 	auth := newAuthenticator(cfg, store, usage)
 	mux := http.NewServeMux()
-	addRoutes(mux, store, auth)
+	addRoutes(mux, store, auth, answers)
 	var h http.Handler = envelopeFallback(mux)
 	h = allowCORS(cfg.corsOrigins, h)
 	h = recoverPanics(logger, h)
 	h = logRequests(logger, h)
-	return h
+	return &server{Handler: h, answers: answers}
 }
 
 // router is what addRoutes needs of a mux. An interface rather than
@@ -52,9 +61,9 @@ type router interface {
 // addRoutes is the table of contents of the API: every route, with the key
 // scope it needs, in the order of the README. Every route must also be in
 // openapi.json; TestOpenAPIDescribesEveryRoute fails until it is.
-func addRoutes(mux router, store *Store, auth *authenticator) {
-	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store)))
-	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store)))
+func addRoutes(mux router, store *Store, auth *authenticator, answers answerCaches) {
+	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store, answers.list)))
+	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store, answers.detail)))
 	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, handleCreateTutorial(store)))
 	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handlePatchTutorial(store)))
 	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleReplaceTutorial(store)))
@@ -744,11 +753,8 @@ type tutorialPage struct {
 	TotalPages int64             `json:"total_pages"`
 }
 
-func handleListTutorials(store *Store) http.Handler {
-	// The answers are kept, encoded, until the next commit: see
-	// responseCache. Pages are small; the limits only stop a client that
-	// asks for endless distinct queries.
-	cache := &responseCache{maxEntries: 256, maxBytes: 4 << 20}
+// handleListTutorials answers a page of the list, from cache when it can.
+func handleListTutorials(store *Store, cache *responseCache) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The whole query string is the key: the page, its Link header and
 		// every parameter follow from it. Only a query that passed
@@ -819,9 +825,21 @@ func pageLinks(u *url.URL, page, totalPages int64) string {
 	return strings.Join(links, ", ")
 }
 
-func handleGetTutorial(store *Store) http.Handler {
+// handleGetTutorial answers one tutorial, from cache when it can.
+func handleGetTutorial(store *Store, cache *responseCache) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug := r.PathValue("slug")
+		version, err := requestVersion(r, store)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		// Only tutorials that were found are kept, so a slug found here
+		// needs no more checking.
+		if c, ok := cache.get(slug, version); ok {
+			writeEncoded(w, r, http.StatusOK, c.body, c.etag)
+			return
+		}
 		if !validSlug(slug) {
 			writeError(w, r, ErrNotFound)
 			return
@@ -831,7 +849,13 @@ func handleGetTutorial(store *Store) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeWithETag(w, r, http.StatusOK, t)
+		body, etag, err := encodeEnvelope(http.StatusOK, t)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		cache.put(slug, version, cachedResponse{body: body, etag: etag})
+		writeEncoded(w, r, http.StatusOK, body, etag)
 	})
 }
 
@@ -1007,6 +1031,39 @@ func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byt
 
 // ---- Responses kept until the next commit ----
 
+// answerCaches are the answers the GET handlers keep: see responseCache.
+//
+// The list's pages are small; its limits only stop a client that asks for
+// endless distinct queries. The tutorials are what takes memory: a server
+// that is read more than written ends up holding every one that was asked
+// for, up to detailCacheBytes, and the answer to a GET is then a map lookup
+// instead of a query and an encoding, four times as fast (BENCHMARKS.md).
+// That memory is counted in memoryLimit (main.go), and given back when the
+// server goes idle.
+type answerCaches struct {
+	list, detail *responseCache
+}
+
+// The bounds of the cache of tutorials: a library of 16,000 tutorials of
+// 1.5 KB, or 10,000 of 2.5 KB. A bigger one is kept in part.
+const (
+	detailCacheEntries = 16 << 10
+	detailCacheBytes   = 24 << 20
+)
+
+func newAnswerCaches() answerCaches {
+	return answerCaches{
+		list:   &responseCache{maxEntries: 256, maxBytes: 4 << 20},
+		detail: &responseCache{maxEntries: detailCacheEntries, maxBytes: detailCacheBytes},
+	}
+}
+
+// clear lets go of every answer kept.
+func (a answerCaches) clear() {
+	a.list.clear()
+	a.detail.clear()
+}
+
 // requestVersion is the Store.DataVersion that r's key check read (see
 // authenticator.lookup), or, for a request that had none, a fresh one.
 // Each asking is a read of a file, so once per request is enough.
@@ -1074,8 +1131,20 @@ func (c *responseCache) put(key string, version int64, resp cachedResponse) {
 	if _, ok := c.entries[key]; ok || len(c.entries) >= c.maxEntries || c.bytes+len(resp.body) > c.maxBytes {
 		return
 	}
+	// A body fresh from a bytes.Buffer can have up to twice its length in
+	// room, which would stay taken for as long as the entry: keep a copy
+	// of exactly its length.
+	resp.body = bytes.Clone(resp.body)
 	c.entries[key] = resp
 	c.bytes += len(resp.body)
+}
+
+// clear empties the cache, and lets its memory go.
+func (c *responseCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = nil
+	c.bytes = 0
 }
 
 // ifMatch is the store Precondition of r's If-Match header, or nil when it

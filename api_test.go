@@ -29,6 +29,7 @@ type testServer struct {
 	dbPath   string
 	usage    *keyUsage
 	logs     *syncBuffer
+	answers  answerCaches // those of the server at url
 	writeKey string
 	readKey  string
 }
@@ -76,9 +77,10 @@ func newTestServerWith(t *testing.T, cfg config) *testServer {
 	t.Helper()
 	ts := newTestDatabase(t)
 	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
-	srv := httptest.NewServer(newServer(cfg, logger, ts.store, ts.usage))
+	api := newServer(cfg, logger, ts.store, ts.usage)
+	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	ts.url = srv.URL
+	ts.url, ts.answers = srv.URL, api.answers
 	return ts
 }
 

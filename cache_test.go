@@ -84,6 +84,103 @@ func TestListCacheSeesWritesFromAnotherConnection(t *testing.T) {
 	}
 }
 
+// A tutorial answered from the cache must change on the very next request
+// after a commit by anyone, here another Store on the same file.
+func TestDetailCacheSeesWritesFromAnotherConnection(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "First", "slug": "first"})
+	before := ts.request(t, "GET", "/api/v1/tutorials/first", ts.readKey, "")
+	again := ts.request(t, "GET", "/api/v1/tutorials/first", ts.readKey, "")
+	if diff := cmp.Diff(string(before.body), string(again.body)); diff != "" {
+		t.Fatalf("the same tutorial twice differs (-first +second):\n%s", diff)
+	}
+	if before.header.Get("ETag") != again.header.Get("ETag") {
+		t.Errorf("ETag: %q then %q", before.header.Get("ETag"), again.header.Get("ETag"))
+	}
+
+	other, err := OpenStore(context.Background(), ts.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	changed, err := other.PatchTutorial(context.Background(), "first", TutorialInput{Title: "Changed", Sent: map[string]bool{"title": true}}, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	after := ts.request(t, "GET", "/api/v1/tutorials/first", ts.readKey, "", "If-None-Match", before.header.Get("ETag"))
+	if after.status != http.StatusOK {
+		t.Fatalf("after another connection's write, with the old ETag: status %d, want 200", after.status)
+	}
+	if diff := cmp.Diff(changed, decodeData[Tutorial](t, after)); diff != "" {
+		t.Errorf("after another connection's write (-want +got):\n%s", diff)
+	}
+	if resp := ts.request(t, "GET", "/api/v1/tutorials/first", ts.readKey, "", "If-None-Match", after.header.Get("ETag")); resp.status != http.StatusNotModified {
+		t.Errorf("If-None-Match with the new ETag: status %d, want 304", resp.status)
+	}
+}
+
+// Each of this server's own writes reaches the next GET of the tutorial,
+// however often it was read before.
+func TestDetailCacheSeesThisServersWrites(t *testing.T) {
+	for _, tc := range []struct {
+		method, body string
+		wantTitle    string // "" for gone
+	}{
+		{"PATCH", `{"title":"Patched"}`, "Patched"},
+		{"PUT", `{"title":"Replaced","slug":"cached"}`, "Replaced"},
+		{"DELETE", "", ""},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			ts := newTestServer(t)
+			ts.create(t, map[string]any{"title": "Original", "slug": "cached"})
+			for range 2 {
+				ts.request(t, "GET", "/api/v1/tutorials/cached", ts.readKey, "")
+			}
+			if w := ts.request(t, tc.method, "/api/v1/tutorials/cached", ts.writeKey, tc.body); w.status/100 != 2 {
+				t.Fatalf("%s: status %d", tc.method, w.status)
+			}
+			resp := ts.request(t, "GET", "/api/v1/tutorials/cached", ts.readKey, "")
+			if tc.wantTitle == "" {
+				resp.wantError(t, http.StatusNotFound, "Tutorial not found")
+				return
+			}
+			if got := decodeData[Tutorial](t, resp).Title; got != tc.wantTitle {
+				t.Errorf("title after %s = %q, want %q", tc.method, got, tc.wantTitle)
+			}
+		})
+	}
+}
+
+// When the server goes idle it lets go of every answer it keeps; the next
+// requests are answered the same, from the database.
+func TestAnswerCachesClear(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "Kept", "slug": "kept"})
+	paths := []string{"/api/v1/tutorials", "/api/v1/tutorials/kept"}
+	var first []string
+	for _, path := range paths {
+		first = append(first, string(ts.request(t, "GET", path, ts.readKey, "").body))
+	}
+	held := func() []int {
+		return []int{len(ts.answers.list.entries), len(ts.answers.detail.entries)}
+	}
+	if diff := cmp.Diff([]int{1, 1}, held()); diff != "" {
+		t.Fatalf("entries held before clear, list and detail (-want +got):\n%s", diff)
+	}
+	ts.answers.clear()
+	if diff := cmp.Diff([]int{0, 0}, held()); diff != "" {
+		t.Errorf("entries held after clear (-want +got):\n%s", diff)
+	}
+	var again []string
+	for _, path := range paths {
+		again = append(again, string(ts.request(t, "GET", path, ts.readKey, "").body))
+	}
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("answers after clear (-before +after):\n%s", diff)
+	}
+}
+
 // A bad query is never cached: it fails the same way every time.
 func TestListCacheKeepsRejectingBadQueries(t *testing.T) {
 	ts := newTestServer(t)
@@ -133,6 +230,24 @@ func TestResponseCache(t *testing.T) {
 		check(t, c, []lookup{{"a", 1, "AAA"}, {"b", 1, ""}, {"c", 1, "CC"}})
 		c.put("d", 2, resp("DDDDD")) // a new version starts from 0 bytes
 		check(t, c, []lookup{{"a", 2, ""}, {"d", 2, "DDDDD"}})
+	})
+	t.Run("it keeps a body in exactly its length", func(t *testing.T) {
+		c := &responseCache{maxEntries: 10, maxBytes: 100}
+		roomy := make([]byte, 2, 4096)
+		copy(roomy, "AB")
+		c.put("a", 1, cachedResponse{body: roomy})
+		got, _ := c.get("a", 1)
+		if string(got.body) != "AB" || cap(got.body) > 8 {
+			t.Errorf("kept %q with room for %d bytes, want \"AB\" in at most 8", got.body, cap(got.body))
+		}
+	})
+	t.Run("clear empties it, at any version", func(t *testing.T) {
+		c := &responseCache{maxEntries: 10, maxBytes: 100}
+		c.put("a", 1, resp("A"))
+		c.clear()
+		check(t, c, []lookup{{"a", 1, ""}})
+		c.put("b", 1, resp("B")) // and it fills again
+		check(t, c, []lookup{{"b", 1, "B"}})
 	})
 }
 

@@ -33,6 +33,27 @@ import (
 	"time"
 )
 
+// memoryLimit is the soft limit of the Go runtime's memory: the heap, the
+// stacks and the runtime's own books, not SQLite's page caches or the
+// program's code. The limit is what keeps the answer caches (answerCaches
+// in api.go) affordable. By default the garbage collector lets the heap
+// grow to twice what is live before it collects, so 24 MiB of cached
+// answers would cost 50 and more; under this limit it collects sooner
+// instead, which is cheap here since the answers are byte slices, with no
+// pointers to follow. A server that truly needs more (many large uploads
+// at once) still gets it: the limit is soft, and the collector never takes
+// more than half the CPU to keep it.
+const memoryLimit = 48 << 20
+
+// limitMemory sets memoryLimit as the runtime's, unless GOMEMLIMIT is set:
+// then it is the operator's choice ("off" included), which the runtime has
+// read already.
+func limitMemory(getenv func(string) string) {
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+}
+
 // version is set at build time with -ldflags "-X main.version=v1.2.3". A
 // plain go build falls back to what the Go toolchain recorded.
 var version = ""
@@ -42,6 +63,8 @@ func main() {
 	// starts a graceful shutdown.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	limitMemory(os.Getenv)
 
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	var usage *usageError
@@ -320,7 +343,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	usage := newKeyUsage()
-	srv := newHTTPServer(newServer(cfg, logger, store, usage), logger)
+	api := newServer(cfg, logger, store, usage)
+	srv := newHTTPServer(api, logger)
 	// requests counts the times a connection started on a request, so that
 	// the loop below can tell when the server has gone idle.
 	var requests atomic.Int64
@@ -355,6 +379,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			}
 		case <-idleTicker.C:
 			if idle.wentIdle(requests.Load()) {
+				api.answers.clear()
 				if err := store.ReleaseMemory(ctx); err != nil {
 					logger.Error("releasing the page cache", "error", err)
 				}
@@ -403,9 +428,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // and page caches) for as long as it was watched, a minute, against 2 MiB
 // after start. On a small machine that waits hours between two bursts,
 // that memory is taken from everything else. So once per busy spell, after
-// a quiet idleCheckEvery, the server empties the writer's page cache and
-// calls debug.FreeOSMemory, a forced collection of a heap of a few
-// megabytes (BENCHMARKS.md has the numbers before and after).
+// a quiet idleCheckEvery, the server drops the answers it keeps (up to
+// 28 MiB, see answerCaches), empties the writer's page cache and calls
+// debug.FreeOSMemory, a forced collection of what is then a heap of a few
+// megabytes (BENCHMARKS.md has the numbers before and after). The first
+// requests after a pause are answered from the database, as after a start.
 type idleWatch struct {
 	requests int64 // the count at the last look
 	busy     bool  // whether it moved since memory was last returned

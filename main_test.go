@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -213,8 +214,28 @@ func TestServeConfig(t *testing.T) {
 	})
 }
 
-// server is a serve command running in the background, as main runs it.
-type server struct {
+func TestLimitMemoryLeavesGOMEMLIMITToTheOperator(t *testing.T) {
+	// SetMemoryLimit with a negative value only reads the limit.
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	const before = 1 << 40
+	for _, tc := range []struct {
+		gomemlimit string
+		want       int64
+	}{
+		{"", memoryLimit},
+		{"off", before},
+		{"200MiB", before},
+	} {
+		debug.SetMemoryLimit(before)
+		limitMemory(env(map[string]string{"GOMEMLIMIT": tc.gomemlimit}))
+		if got := debug.SetMemoryLimit(-1); got != tc.want {
+			t.Errorf("GOMEMLIMIT=%q: limit %d, want %d", tc.gomemlimit, got, tc.want)
+		}
+	}
+}
+
+// serving is a serve command running in the background, as main runs it.
+type serving struct {
 	url    string
 	stderr *syncBuffer
 	stop   context.CancelFunc
@@ -224,10 +245,10 @@ type server struct {
 var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // startServe runs "tutorials serve" on db and waits until it listens.
-func startServe(t *testing.T, db string) *server {
+func startServe(t *testing.T, db string) *serving {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	s := &serving{stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
 	go func() {
 		s.done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", db}, env(nil), &bytes.Buffer{}, s.stderr)
 	}()
@@ -251,7 +272,7 @@ func startServe(t *testing.T, db string) *server {
 }
 
 // shutdown stops the server as SIGTERM would and returns run's error.
-func (s *server) shutdown(t *testing.T) error {
+func (s *serving) shutdown(t *testing.T) error {
 	t.Helper()
 	s.stop()
 	select {
