@@ -234,6 +234,33 @@ func TestLimitMemoryLeavesGOMEMLIMITToTheOperator(t *testing.T) {
 	}
 }
 
+func TestLogBufferWritesLinesWhenFlushedOrFull(t *testing.T) {
+	var out bytes.Buffer
+	b := newLogBuffer(&out)
+	b.Write([]byte("one\n"))
+	b.Write([]byte("two\n"))
+	if out.Len() != 0 {
+		t.Errorf("before Flush the log has %q, want nothing yet", out.String())
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff("one\ntwo\n", out.String()); diff != "" {
+		t.Errorf("after Flush (-want +got):\n%s", diff)
+	}
+	// A burst bigger than the buffer does not wait for the next Flush.
+	out.Reset()
+	line := strings.Repeat("x", 99) + "\n"
+	for range 400 { // 40 KB
+		b.Write([]byte(line))
+	}
+	// The lines that filled the 32 KiB buffer went out, whole; the
+	// one that did not fit waits with the rest.
+	if want := (32 << 10) / len(line) * len(line); out.Len() != want {
+		t.Errorf("after 40 KB without a Flush the log has %d bytes, want %d: the whole lines that filled the buffer", out.Len(), want)
+	}
+}
+
 // serving is a serve command running in the background, as main runs it.
 type serving struct {
 	url    string
@@ -350,10 +377,20 @@ func TestServeLogsOneLinePerRequest(t *testing.T) {
 		}
 		res.Body.Close()
 	}
+	requestLines := func() []string {
+		return regexp.MustCompile(`(?m)^.*msg=request .*$`).FindAllString(s.stderr.String(), -1)
+	}
+	// The lines are buffered, but reach the log while the server runs.
+	for deadline := time.Now().Add(2 * time.Second); len(requestLines()) < 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(requestLines()); n != 3 {
+		t.Errorf("%d request lines in the log of the running server, want 3", n)
+	}
 	if err := s.shutdown(t); err != nil {
 		t.Fatal(err)
 	}
-	lines := regexp.MustCompile(`(?m)^.*msg=request .*$`).FindAllString(s.stderr.String(), -1)
+	lines := requestLines()
 	if len(lines) != 3 {
 		t.Fatalf("%d request lines, want 3:\n%s", len(lines), s.stderr)
 	}
