@@ -64,10 +64,10 @@ type router interface {
 func addRoutes(mux router, store *Store, auth *authenticator, answers answerCaches) {
 	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store, answers.list)))
 	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store, answers.detail)))
-	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, handleCreateTutorial(store)))
-	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handlePatchTutorial(store)))
-	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleReplaceTutorial(store)))
-	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleDeleteTutorial(store)))
+	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, answers.clearAfter(handleCreateTutorial(store))))
+	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handlePatchTutorial(store))))
+	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handleReplaceTutorial(store))))
+	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handleDeleteTutorial(store))))
 	mux.Handle("GET /api/v1/openapi.json", handleOpenAPI())
 	mux.Handle("GET /healthz", handleHealthz(store))
 }
@@ -1062,6 +1062,18 @@ func newAnswerCaches() answerCaches {
 func (a answerCaches) clear() {
 	a.list.clear()
 	a.detail.clear()
+}
+
+// clearAfter runs next, a handler that writes, then lets go of every answer
+// kept. Whatever the write changed, it made them all stale: the next read
+// would start the caches afresh anyway, but until then their memory stays
+// taken, and under a stream of writes with no reads between, that was a
+// full cache's worth (24 MiB in the bench) held for nothing.
+func (a answerCaches) clearAfter(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		a.clear()
+	})
 }
 
 // requestVersion is the Store.DataVersion that r's key check read (see

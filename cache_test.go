@@ -137,8 +137,15 @@ func TestDetailCacheSeesThisServersWrites(t *testing.T) {
 			for range 2 {
 				ts.request(t, "GET", "/api/v1/tutorials/cached", ts.readKey, "")
 			}
+			if entries(ts.answers.detail) != 1 {
+				t.Fatalf("before the write the cache holds %d answers, want 1", entries(ts.answers.detail))
+			}
 			if w := ts.request(t, tc.method, "/api/v1/tutorials/cached", ts.writeKey, tc.body); w.status/100 != 2 {
 				t.Fatalf("%s: status %d", tc.method, w.status)
+			}
+			// The write let go of the stale answers at once.
+			if n := entries(ts.answers.detail); n != 0 {
+				t.Errorf("after the write the cache holds %d answers, want 0", n)
 			}
 			resp := ts.request(t, "GET", "/api/v1/tutorials/cached", ts.readKey, "")
 			if tc.wantTitle == "" {
@@ -163,7 +170,7 @@ func TestAnswerCachesClear(t *testing.T) {
 		first = append(first, string(ts.request(t, "GET", path, ts.readKey, "").body))
 	}
 	held := func() []int {
-		return []int{len(ts.answers.list.entries), len(ts.answers.detail.entries)}
+		return []int{entries(ts.answers.list), entries(ts.answers.detail)}
 	}
 	if diff := cmp.Diff([]int{1, 1}, held()); diff != "" {
 		t.Fatalf("entries held before clear, list and detail (-want +got):\n%s", diff)
@@ -179,6 +186,13 @@ func TestAnswerCachesClear(t *testing.T) {
 	if diff := cmp.Diff(first, again); diff != "" {
 		t.Errorf("answers after clear (-before +after):\n%s", diff)
 	}
+}
+
+// entries is the number of answers c holds.
+func entries(c *responseCache) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 // A bad query is never cached: it fails the same way every time.
