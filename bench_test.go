@@ -29,6 +29,7 @@ const benchRows = 100
 // benchServer is the real handler on a real SQLite file, seeded.
 type benchServer struct {
 	handler http.Handler
+	answers answerCaches // the handler's
 	store   *Store
 	key     string
 	detail  []byte // the body of a detail response, for the baseline
@@ -58,7 +59,8 @@ func newBenchServer(b *testing.B) *benchServer {
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := &benchServer{handler: newServer(benchConfig(b), logger, store, newKeyUsage()), store: store, key: key}
+	api := newServer(benchConfig(b), logger, store, newKeyUsage())
+	s := &benchServer{handler: api, answers: api.answers, store: store, key: key}
 	w := s.serve(httptest.NewRequest("GET", "/api/v1/tutorials/tutorial-1", nil))
 	if w.status != http.StatusOK {
 		b.Fatalf("GET detail: %d", w.status)
@@ -140,12 +142,24 @@ func getRequest(path string) func(int) *http.Request {
 	return func(int) *http.Request { return httptest.NewRequest("GET", path, nil) }
 }
 
+// BenchmarkGetTutorial is a GET of a tutorial as the server answers it
+// once the answer is kept (server), and as it answers the first time, from
+// the database (server_uncached: the kept answers are dropped before each
+// request).
 func BenchmarkGetTutorial(b *testing.B) {
 	s := newBenchServer(b)
+	rotating := func(i int) *http.Request {
+		return httptest.NewRequest("GET", "/api/v1/tutorials/tutorial-"+strconv.Itoa(i%benchRows), nil)
+	}
 	b.Run("server", func(b *testing.B) {
-		serveEach(b, s.handler, s.key, http.StatusOK, func(i int) *http.Request {
-			return httptest.NewRequest("GET", "/api/v1/tutorials/tutorial-"+strconv.Itoa(i%benchRows), nil)
+		serveEach(b, s.handler, s.key, http.StatusOK, rotating)
+	})
+	b.Run("server_uncached", func(b *testing.B) {
+		uncached := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.answers.clear()
+			s.handler.ServeHTTP(w, r)
 		})
+		serveEach(b, uncached, s.key, http.StatusOK, rotating)
 	})
 	b.Run("baseline", func(b *testing.B) {
 		serveEach(b, baselineHandler(s.detail), s.key, http.StatusOK, getRequest("/api/v1/tutorials/tutorial-1"))
