@@ -282,8 +282,8 @@ func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 // This is the test SQLite itself makes at the start of every read, to know
 // whether its page cache still holds, and that PRAGMA data_version reports.
 // Reading the bytes directly skips the statement, the read transaction and
-// the locks around it: a pread of 96 bytes instead of about 5 µs and two
-// fcntl calls (BENCHMARKS.md).
+// the system calls of the locks around it: one pread of 96 bytes, where the
+// PRAGMA took about 5 µs (BENCHMARKS.md).
 type walIndexHeader [48]byte
 
 // openWALIndex opens the -shm file of the database at path, which db has
