@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	_ "embed"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -261,7 +262,9 @@ func requestID(fromClient string) string {
 	}
 	// Not a secret, only unique enough to find in a log, so the fast
 	// math/rand is fine.
-	return fmt.Sprintf("%016x", rand.Uint64())
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], rand.Uint64())
+	return hex.EncodeToString(id[:])
 }
 
 // recoverPanics turns a panic in a handler into a 500 envelope, and logs the
@@ -377,6 +380,12 @@ func envelopeFallback(mux *http.ServeMux) http.Handler {
 func cleanPath(p string) string {
 	if p == "" {
 		return "/"
+	}
+	// Almost every path is clean already: one with no "//" and no segment
+	// that starts with "." has nothing to resolve, and needs none of the
+	// allocations below.
+	if strings.HasPrefix(p, "/") && !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p
 	}
 	c := (&url.URL{Path: p}).JoinPath().Path // JoinPath cleans
 	if strings.HasSuffix(p, "/") && !strings.HasSuffix(c, "/") {

@@ -146,8 +146,9 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 		// may keep it.
 		w.Header().Set("Cache-Control", "no-store")
 
-		addr := a.clientAddr(r)
+		var addr string // the client's, needed only to count its failures
 		if a.failures != nil {
+			addr = a.clientAddr(r)
 			if st := a.failures.check(addr); !st.allowed {
 				writeRateLimited(w, r, st)
 				return
