@@ -291,8 +291,11 @@ type walIndexHeader [48]byte
 //
 // The file stays open until the store closes, after its connections: POSIX
 // drops every lock a process holds on a file as soon as the process closes
-// any descriptor of that file, and SQLite keeps locks on this one. For the
-// same reason nothing else in this program may open it.
+// any descriptor of that file, and SQLite keeps locks on this one (they
+// tell other processes that the index is in use). For the same reason a
+// process opens one Store per database: closing a second would drop the
+// first one's locks. The commands do; only tests open two, with no third
+// process about.
 func openWALIndex(ctx context.Context, db *sql.DB, path string) (*os.File, error) {
 	// journal_mode(WAL) in the DSN does not fail where WAL is impossible
 	// (a file system without shared memory): SQLite stays in its default
