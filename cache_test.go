@@ -41,22 +41,36 @@ func TestEncodeEnvelopeMatchesWriteEnvelope(t *testing.T) {
 	}
 }
 
+// getTwice GETs path twice, the second answer coming from the cache, and
+// fails unless both have the same body and the same values of headers. It
+// returns the first.
+func getTwice(t *testing.T, ts *testServer, path string, headers ...string) response {
+	t.Helper()
+	first := ts.request(t, "GET", path, ts.readKey, "")
+	second := ts.request(t, "GET", path, ts.readKey, "")
+	if diff := cmp.Diff(string(first.body), string(second.body)); diff != "" {
+		t.Fatalf("GET %s twice: the bodies differ (-first +second):\n%s", path, diff)
+	}
+	values := func(r response) map[string]string {
+		m := make(map[string]string)
+		for _, h := range headers {
+			m[h] = r.header.Get(h)
+		}
+		return m
+	}
+	if diff := cmp.Diff(values(first), values(second)); diff != "" {
+		t.Errorf("GET %s twice: the headers differ (-first +second):\n%s", path, diff)
+	}
+	return first
+}
+
 // A list answered from the cache must still change on the very next
 // request after a commit by anyone: here another Store on the same file,
 // as another process would be.
 func TestListCacheSeesWritesFromAnotherConnection(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "First", "slug": "first"})
-	before := ts.request(t, "GET", "/api/v1/tutorials?per_page=1", ts.readKey, "")
-	again := ts.request(t, "GET", "/api/v1/tutorials?per_page=1", ts.readKey, "")
-	if diff := cmp.Diff(string(before.body), string(again.body)); diff != "" {
-		t.Fatalf("the same list twice differs (-first +second):\n%s", diff)
-	}
-	for _, h := range []string{"ETag", "Link"} {
-		if before.header.Get(h) != again.header.Get(h) {
-			t.Errorf("%s: %q then %q", h, before.header.Get(h), again.header.Get(h))
-		}
-	}
+	before := getTwice(t, ts, "/api/v1/tutorials?per_page=1", "ETag", "Link")
 
 	other, err := OpenStore(context.Background(), ts.dbPath)
 	if err != nil {
@@ -89,14 +103,7 @@ func TestListCacheSeesWritesFromAnotherConnection(t *testing.T) {
 func TestDetailCacheSeesWritesFromAnotherConnection(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "First", "slug": "first"})
-	before := ts.request(t, "GET", "/api/v1/tutorials/first", ts.readKey, "")
-	again := ts.request(t, "GET", "/api/v1/tutorials/first", ts.readKey, "")
-	if diff := cmp.Diff(string(before.body), string(again.body)); diff != "" {
-		t.Fatalf("the same tutorial twice differs (-first +second):\n%s", diff)
-	}
-	if before.header.Get("ETag") != again.header.Get("ETag") {
-		t.Errorf("ETag: %q then %q", before.header.Get("ETag"), again.header.Get("ETag"))
-	}
+	before := getTwice(t, ts, "/api/v1/tutorials/first", "ETag")
 
 	other, err := OpenStore(context.Background(), ts.dbPath)
 	if err != nil {
