@@ -324,6 +324,13 @@ func openWALIndex(ctx context.Context, db *sql.DB, path string) (*os.File, error
 // while a commit is under way the two copies differ: that counts as a
 // change too, and the header is not remembered, so the caller after sees
 // a change again.
+//
+// The file is read outside the lock, so a caller that read the header
+// before a commit may take the lock after one that read it after. It then
+// records the older header, under a new number; the next caller sees the
+// newer one and moves the number again. Out of order, the number moves
+// more often than needed, never less: a caller that read a header other
+// than the one kept always gets a number no one has had.
 func (s *Store) DataVersion() (int64, error) {
 	var buf [2 * len(walIndexHeader{})]byte
 	if _, err := s.walIndex.ReadAt(buf[:], 0); err != nil {
