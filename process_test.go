@@ -19,7 +19,8 @@ import (
 
 // These tests run the program as users do: built with go build, started as
 // a process, stopped with a signal. They prove what only a real process can:
-// that a 2xx survives kill -9, and that SIGTERM drains and saves.
+// that a 2xx survives kill -9, that SIGTERM drains and saves, and that what
+// another process writes is seen at once.
 
 // buildBinary builds the program into a temporary directory.
 func buildBinary(t *testing.T) string {
@@ -302,5 +303,77 @@ func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 	}
 	if total != inFlight {
 		t.Errorf("%d tutorials on disk, want the %d in flight: %v", total, inFlight, slugs(page))
+	}
+}
+
+// The server keeps answers and keys in memory until anyone writes. Here
+// the writes come from other processes, as they would from "tutorials keys
+// revoke" or a sqlite3 shell: this test process edits a tutorial through a
+// Store of its own, and a second run of the program revokes a key. The
+// server's very next request must see each.
+func TestWritesOfAnotherProcessAreSeenOnTheNextRequest(t *testing.T) {
+	bin := buildBinary(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	writer := createKey(t, bin, db)
+	reader := createKey(t, bin, db)
+	p := startServer(t, bin, db)
+	client := &http.Client{Timeout: 10 * time.Second}
+	if status, err := p.post(client, writer, "shared"); err != nil || status != http.StatusCreated {
+		t.Fatalf("create: %d, %v", status, err)
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+p.addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+reader)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, string(body)
+	}
+	for range 2 { // the second answers come from memory
+		for _, path := range []string{"/api/v1/tutorials/shared", "/api/v1/tutorials"} {
+			if status, body := get(path); status != http.StatusOK || !strings.Contains(body, `"title":"t"`) {
+				t.Fatalf("GET %s: %d %s", path, status, body)
+			}
+		}
+	}
+
+	store, err := OpenStore(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	change := TutorialInput{Title: "Changed elsewhere", Sent: map[string]bool{"title": true}}
+	if _, err := store.PatchTutorial(context.Background(), "shared", change, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/v1/tutorials/shared", "/api/v1/tutorials"} {
+		if status, body := get(path); status != http.StatusOK || !strings.Contains(body, `"title":"Changed elsewhere"`) {
+			t.Errorf("GET %s after another process's edit: %d %s", path, status, body)
+		}
+	}
+
+	keys, err := store.APIKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	for _, k := range keys {
+		if strings.HasPrefix(reader, k.Prefix) {
+			id = k.ID
+		}
+	}
+	if out, err := exec.Command(bin, "keys", "revoke", "-db", db, fmt.Sprint(id)).CombinedOutput(); err != nil {
+		t.Fatalf("keys revoke %d: %v\n%s", id, err, out)
+	}
+	status, body := get("/api/v1/tutorials/shared")
+	if want := `{"data":null,"error":"Invalid or inactive API key","status":401}`; status != http.StatusUnauthorized || strings.TrimSpace(body) != want {
+		t.Errorf("GET with the key revoked by another process: %d %s, want 401 %s", status, body, want)
 	}
 }
