@@ -435,13 +435,6 @@ func (l *limiter) sweep(now time.Time) {
 	l.lastSweep = now
 }
 
-// size is the number of buckets held.
-func (l *limiter) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
-}
-
 func (l *limiter) state(b *rate.Limiter, now time.Time, allowed bool) limitState {
 	tokens := b.TokensAt(now)
 	st := limitState{allowed: allowed, remaining: max(0, int(tokens)), untilFull: l.refill(float64(l.burst) - tokens)}

@@ -216,7 +216,7 @@ func TestSuccessfulAuthenticationCostsTheAddressNothing(t *testing.T) {
 	ts, auth := newLimitedServer(t, limitedConfig(t, 1, 2), clock)
 	ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, "")
 	ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
-	if n := auth.failures.size(); n != 0 {
+	if n := buckets(auth.failures); n != 0 {
 		t.Errorf("%d address buckets after only good keys, want 0", n)
 	}
 }
@@ -314,7 +314,7 @@ func TestIdleBucketsAreDropped(t *testing.T) {
 	for i := range clients {
 		fail(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&0xff, i&0xff))
 	}
-	if n := auth.failures.size(); n != clients {
+	if n := buckets(auth.failures); n != clients {
 		t.Fatalf("%d buckets after %d clients, want one each", n, clients)
 	}
 
@@ -322,7 +322,7 @@ func TestIdleBucketsAreDropped(t *testing.T) {
 	fail("192.0.2.1") // a client that is still active when the others go idle
 	clock.advance(time.Minute)
 	fail("192.0.2.2") // this request sweeps
-	if n := auth.failures.size(); n != 2 {
+	if n := buckets(auth.failures); n != 2 {
 		t.Errorf("%d buckets once the %d idle ones are swept, want 2 (the recent clients)", n, clients)
 	}
 }
@@ -341,7 +341,7 @@ func TestBucketsThatAreNotFullAreKept(t *testing.T) {
 	}
 	clock.advance(2 * time.Hour)
 	l.take("other")
-	if n := l.size(); n != 1 {
+	if n := buckets(l); n != 1 {
 		t.Errorf("%d buckets after two more hours, want 1", n)
 	}
 }
@@ -430,4 +430,11 @@ func TestServeConfigRateLimitFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buckets is the number of buckets l holds.
+func buckets(l *limiter) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
 }
