@@ -277,7 +277,9 @@ func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 // adds at least one), the WAL's salts (new each time the WAL starts over)
 // and a checksum of the rest. So the header changes with every commit and
 // never comes back to a value it had: when it is the same as before,
-// nobody has committed in between.
+// nobody has committed in between. (It also changes, with no commit, when
+// the WAL starts over, as when checkpointWAL empties it after the writes
+// stop. That only costs the caches one refill.)
 //
 // This is the test SQLite itself makes at the start of every read, to know
 // whether its page cache still holds, and that PRAGMA data_version reports.
@@ -314,9 +316,10 @@ func openWALIndex(ctx context.Context, db *sql.DB, path string) (*os.File, error
 
 // DataVersion is a number that changes whenever anyone, this process or
 // another, has committed a change to the database since it was last asked;
-// it stays the same otherwise. So a cache of something in the database may
-// be trusted for as long as DataVersion stays the same. Every
-// authenticated request asks (see keyCache in auth.go).
+// it stays the same otherwise (but for the WAL starting over: see
+// walIndexHeader). So a cache of something in the database may be trusted
+// for as long as DataVersion stays the same. Every authenticated request
+// asks (see keyCache in auth.go).
 //
 // It reads the WAL index header (see walIndexHeader) and gives out a new
 // number whenever the header differs from the one it last saw. Writers
