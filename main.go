@@ -481,6 +481,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // debug.FreeOSMemory, a forced collection of what is then a heap of a few
 // megabytes (BENCHMARKS.md has the numbers before and after). The first
 // requests after a pause are answered from the database, as after a start.
+// TestServeLetsGoOfKeptAnswersWhenIdle watches it happen.
 type idleWatch struct {
 	requests int64 // the count at the last look
 	busy     bool  // whether it moved since memory was last returned

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -271,13 +273,14 @@ type serving struct {
 
 var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
-// startServe runs "tutorials serve" on db and waits until it listens.
-func startServe(t *testing.T, db string) *serving {
+// startServe runs "tutorials serve" on db, with flags, and waits until it
+// listens.
+func startServe(t *testing.T, db string, flags ...string) *serving {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serving{stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
 	go func() {
-		s.done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", db}, env(nil), &bytes.Buffer{}, s.stderr)
+		s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-db", db}, flags...), env(nil), &bytes.Buffer{}, s.stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -365,6 +368,52 @@ func TestServeBootstrapsAgainWhenEveryKeyIsRevoked(t *testing.T) {
 	if n := len(regexp.MustCompile(`tut_[0-9a-f]{64}`).FindAllString(s.stderr.String(), -1)); n != 1 {
 		t.Errorf("printed %d keys, want 1:\n%s", n, s.stderr)
 	}
+}
+
+// When the server goes quiet it lets go of the answers it kept (see
+// idleWatch). The server runs in this process, so the heap shows it: 8 MB
+// of kept answers must be gone within a few of the idle watch's looks.
+func TestServeLetsGoOfKeptAnswersWhenIdle(t *testing.T) {
+	s := startServe(t, filepath.Join(t.TempDir(), "t.db"), "-rate", "0")
+	key := regexp.MustCompile(`tut_[0-9a-f]{64}`).FindString(s.stderr.String())
+	client := &http.Client{Timeout: 10 * time.Second}
+	send := func(method, path, body string, want int) {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("%s %s: %d, want %d", method, path, res.StatusCode, want)
+		}
+	}
+	const tutorials = 50 // of 160 KB each
+	content := strings.Repeat("x", 160_000)
+	for i := range tutorials {
+		send("POST", "/api/v1/tutorials", fmt.Sprintf(`{"title":"Big","slug":"big-%d","content":%q}`, i, content), http.StatusCreated)
+	}
+	for i := range tutorials {
+		send("GET", fmt.Sprintf("/api/v1/tutorials/big-%d", i), "", http.StatusOK)
+	}
+
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	kept := heap()
+	for deadline := time.Now().Add(4 * idleCheckEvery); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if heap() < kept-6<<20 {
+			return
+		}
+	}
+	t.Errorf("the heap held %d MB with the answers kept, and still %d MB after %v without a request", kept>>20, heap()>>20, 4*idleCheckEvery)
 }
 
 func TestServeLogsOneLinePerRequest(t *testing.T) {
