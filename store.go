@@ -339,7 +339,8 @@ func (s *Store) DataVersion() (int64, error) {
 	if _, err := s.walIndex.ReadAt(buf[:], 0); err != nil {
 		return 0, fmt.Errorf("read the WAL index: %w", err)
 	}
-	first, second := walIndexHeader(buf[:48]), walIndexHeader(buf[48:])
+	half := len(buf) / 2
+	first, second := walIndexHeader(buf[:half]), walIndexHeader(buf[half:])
 	s.versionMu.Lock()
 	defer s.versionMu.Unlock()
 	switch {
