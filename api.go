@@ -40,11 +40,16 @@ type server struct {
 
 // newServer builds the server from its settings and dependencies. Tests
 // build the same one on a temporary database.
-func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage) *server {
+//
+// now is the server's clock, time.Now in the program: every time the server
+// keeps or compares (created_at and updated_at, rate-limit buckets, when a
+// key was last used) comes from it, so that a test that moves a fake clock
+// moves all of them at once.
+func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage, now func() time.Time) *server {
 	answers := newAnswerCaches()
-	auth := newAuthenticator(cfg, store, usage)
+	auth := newAuthenticator(cfg, store, usage, now)
 	mux := http.NewServeMux()
-	addRoutes(mux, store, auth, answers)
+	addRoutes(mux, store, auth, answers, now)
 	var h http.Handler = envelopeFallback(mux)
 	h = allowCORS(cfg.corsOrigins, h)
 	h = recoverPanics(logger, h)
@@ -62,12 +67,12 @@ type router interface {
 // addRoutes is the table of contents of the API: every route, with the key
 // scope it needs, in the order of the README. Every route must also be in
 // openapi.json; TestOpenAPIDescribesEveryRoute fails until it is.
-func addRoutes(mux router, store *Store, auth *authenticator, answers answerCaches) {
+func addRoutes(mux router, store *Store, auth *authenticator, answers answerCaches, now func() time.Time) {
 	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store, answers.list)))
 	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store, answers.detail)))
-	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, answers.clearAfter(handleCreateTutorial(store))))
-	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handlePatchTutorial(store))))
-	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handleReplaceTutorial(store))))
+	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, answers.clearAfter(handleCreateTutorial(store, now))))
+	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handlePatchTutorial(store, now))))
+	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handleReplaceTutorial(store, now))))
 	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handleDeleteTutorial(store))))
 	mux.Handle("GET /api/v1/openapi.json", handleOpenAPI())
 	mux.Handle("GET /healthz", handleHealthz(store))
@@ -868,14 +873,14 @@ func handleGetTutorial(store *Store, cache *responseCache) http.Handler {
 	})
 }
 
-func handleCreateTutorial(store *Store) http.Handler {
+func handleCreateTutorial(store *Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in, err := readTutorial(w, r, wholeTutorial)
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		t, err := store.CreateTutorial(r.Context(), in, time.Now())
+		t, err := store.CreateTutorial(r.Context(), in, now())
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -885,7 +890,7 @@ func handleCreateTutorial(store *Store) http.Handler {
 	})
 }
 
-func handlePatchTutorial(store *Store) http.Handler {
+func handlePatchTutorial(store *Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in, err := readTutorial(w, r, tutorialChange)
 		if err != nil {
@@ -897,7 +902,7 @@ func handlePatchTutorial(store *Store) http.Handler {
 			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		t, err := store.PatchTutorial(r.Context(), slug, in, time.Now(), ifMatch(r))
+		t, err := store.PatchTutorial(r.Context(), slug, in, now(), ifMatch(r))
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -906,7 +911,7 @@ func handlePatchTutorial(store *Store) http.Handler {
 	})
 }
 
-func handleReplaceTutorial(store *Store) http.Handler {
+func handleReplaceTutorial(store *Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in, err := readTutorial(w, r, wholeTutorial)
 		if err != nil {
@@ -918,7 +923,7 @@ func handleReplaceTutorial(store *Store) http.Handler {
 			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		t, err := store.ReplaceTutorial(r.Context(), slug, in, time.Now(), ifMatch(r))
+		t, err := store.ReplaceTutorial(r.Context(), slug, in, now(), ifMatch(r))
 		if err != nil {
 			writeError(w, r, err)
 			return

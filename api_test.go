@@ -29,6 +29,7 @@ type testServer struct {
 	dbPath   string
 	usage    *keyUsage
 	logs     *syncBuffer
+	clock    *fakeClock   // the server's: it moves only when the test moves it
 	answers  answerCaches // those of the server at url
 	writeKey string
 	readKey  string
@@ -77,7 +78,7 @@ func newTestServerWith(t *testing.T, cfg config) *testServer {
 	t.Helper()
 	ts := newTestDatabase(t)
 	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
-	api := newServer(cfg, logger, ts.store, ts.usage)
+	api := newServer(cfg, logger, ts.store, ts.usage, ts.clock.now)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	ts.url, ts.answers = srv.URL, api.answers
@@ -96,11 +97,11 @@ func newTestDatabase(t *testing.T) *testServer {
 	}
 	t.Cleanup(func() { store.Close() })
 
-	ts := &testServer{store: store, dbPath: dbPath, usage: newKeyUsage(), logs: &syncBuffer{}}
-	if ts.writeKey, _, err = issueKey(ctx, store, "writer", scopeWrite); err != nil {
+	ts := &testServer{store: store, dbPath: dbPath, usage: newKeyUsage(), logs: &syncBuffer{}, clock: newFakeClock(t)}
+	if ts.writeKey, _, err = issueKey(ctx, store, "writer", scopeWrite, ts.clock.now()); err != nil {
 		t.Fatal(err)
 	}
-	if ts.readKey, _, err = issueKey(ctx, store, "reader", scopeRead); err != nil {
+	if ts.readKey, _, err = issueKey(ctx, store, "reader", scopeRead, ts.clock.now()); err != nil {
 		t.Fatal(err)
 	}
 	return ts
@@ -267,16 +268,12 @@ func mustTime(t *testing.T, s string) time.Time {
 }
 
 // checkServerTimes checks that created_at and updated_at were set by the
-// server between before and now, in whole seconds of UTC.
-func checkServerTimes(t *testing.T, got Tutorial, before time.Time) {
+// server to now, the time of its clock, in whole seconds of UTC.
+func checkServerTimes(t *testing.T, got Tutorial, now time.Time) {
 	t.Helper()
-	after := time.Now()
 	for name, v := range map[string]time.Time{"created_at": got.CreatedAt, "updated_at": got.UpdatedAt} {
-		if v.Location() != time.UTC || v.Nanosecond() != 0 {
-			t.Errorf("%s = %v, want whole seconds in UTC", name, v)
-		}
-		if v.Before(before.Truncate(time.Second)) || v.After(after) {
-			t.Errorf("%s = %v, want between %v and %v", name, v, before, after)
+		if v.Location() != time.UTC || !v.Equal(now) {
+			t.Errorf("%s = %v, want %v in UTC", name, v, now)
 		}
 	}
 }
@@ -286,7 +283,8 @@ func checkServerTimes(t *testing.T, got Tutorial, before time.Time) {
 func TestCreateTutorial(t *testing.T) {
 	t.Run("all fields are stored and returned", func(t *testing.T) {
 		ts := newTestServer(t)
-		before := time.Now()
+		ts.clock.advance(1500 * time.Millisecond) // between two seconds: the server keeps whole ones
+		now := ts.clock.now().Truncate(time.Second)
 		resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, `{
 			"title": "  Flask Authentication ",
 			"slug": "flask-authentication",
@@ -304,7 +302,7 @@ func TestCreateTutorial(t *testing.T) {
 			t.Errorf("Location = %q, want %q", got, want)
 		}
 		got := decodeData[Tutorial](t, resp)
-		checkServerTimes(t, got, before)
+		checkServerTimes(t, got, now)
 		want := Tutorial{
 			TutorialSummary: TutorialSummary{
 				ID:            got.ID,
@@ -332,9 +330,10 @@ func TestCreateTutorial(t *testing.T) {
 
 	t.Run("defaults fill what is not sent", func(t *testing.T) {
 		ts := newTestServer(t)
-		before := time.Now()
+		ts.clock.advance(1500 * time.Millisecond) // between two seconds: the server keeps whole ones
+		now := ts.clock.now().Truncate(time.Second)
 		got := ts.create(t, map[string]any{"title": "Go", "slug": "go"})
-		checkServerTimes(t, got, before)
+		checkServerTimes(t, got, now)
 		want := Tutorial{TutorialSummary: TutorialSummary{
 			ID: got.ID, Title: "Go", Slug: "go", Excerpt: "", Category: "backend", Difficulty: "beginner",
 			EstimatedTime: nil, PublishedAt: got.CreatedAt, CreatedAt: got.CreatedAt, UpdatedAt: got.CreatedAt,
@@ -703,18 +702,15 @@ func TestPatchTutorial(t *testing.T) {
 	t.Run("changes only the fields sent", func(t *testing.T) {
 		ts := newTestServer(t)
 		created := ts.create(t, base)
-		before := time.Now()
+		ts.clock.advance(time.Minute)
 		got := decodeData[Tutorial](t, ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey,
 			`{"excerpt": "new excerpt", "estimated_time": null}`))
 		want := created
 		want.Excerpt = "new excerpt"
 		want.EstimatedTime = nil
-		want.UpdatedAt = got.UpdatedAt
+		want.UpdatedAt = created.UpdatedAt.Add(time.Minute) // moved forward with the clock
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
-		}
-		if got.UpdatedAt.Before(created.UpdatedAt) || got.UpdatedAt.Before(before.Truncate(time.Second)) {
-			t.Errorf("updated_at = %v, want at least %v", got.UpdatedAt, before)
 		}
 	})
 
@@ -861,7 +857,7 @@ func TestDeleteTutorial(t *testing.T) {
 func TestAuthentication(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
-	revoked, rec, err := issueKey(context.Background(), ts.store, "old", scopeWrite)
+	revoked, rec, err := issueKey(context.Background(), ts.store, "old", scopeWrite, ts.clock.now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -954,7 +950,7 @@ func TestAuthentication(t *testing.T) {
 
 func TestRevokedKeyIsRefusedOnTheNextRequest(t *testing.T) {
 	ts := newTestServer(t)
-	key, rec, err := issueKey(context.Background(), ts.store, "soon revoked", scopeWrite)
+	key, rec, err := issueKey(context.Background(), ts.store, "soon revoked", scopeWrite, ts.clock.now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -992,27 +988,29 @@ func TestKeysAndBodiesNeverReachTheLog(t *testing.T) {
 func TestLastUsedIsKeptInMemoryUntilSaved(t *testing.T) {
 	ts := newTestServer(t)
 	ctx := context.Background()
-	before := time.Now().Truncate(time.Second)
+	ts.clock.advance(time.Hour)
+	used := ts.clock.now()
 	ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
 
-	lastUsed := func() map[string]bool {
+	// lastUsed maps each key's name to its last_used_at; zero for never.
+	lastUsed := func() map[string]time.Time {
 		keys, err := ts.store.APIKeys(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		used := map[string]bool{}
+		seen := map[string]time.Time{}
 		for _, k := range keys {
-			used[k.Name] = !k.LastUsedAt.IsZero() && !k.LastUsedAt.Before(before)
+			seen[k.Name] = k.LastUsedAt
 		}
-		return used
+		return seen
 	}
-	if diff := cmp.Diff(map[string]bool{"writer": false, "reader": false}, lastUsed()); diff != "" {
+	if diff := cmp.Diff(map[string]time.Time{"writer": {}, "reader": {}}, lastUsed()); diff != "" {
 		t.Errorf("before saving, a request wrote last_used_at (-want +got):\n%s", diff)
 	}
 	if err := ts.usage.save(ctx, ts.store); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]bool{"writer": false, "reader": true}, lastUsed()); diff != "" {
+	if diff := cmp.Diff(map[string]time.Time{"writer": {}, "reader": used}, lastUsed()); diff != "" {
 		t.Errorf("after saving (-want +got):\n%s", diff)
 	}
 }

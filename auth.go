@@ -68,11 +68,11 @@ func wellFormedKey(s string) bool {
 	return true
 }
 
-// issueKey makes a key, records it in store and returns the key itself, the
-// only time it exists outside the client's hands.
-func issueKey(ctx context.Context, store *Store, name, scope string) (string, APIKey, error) {
+// issueKey makes a key, records it in store as created at now and returns
+// the key itself, the only time it exists outside the client's hands.
+func issueKey(ctx context.Context, store *Store, name, scope string, now time.Time) (string, APIKey, error) {
 	key := newKey()
-	rec, err := store.CreateKey(ctx, name, scope, key[:keyShownLen], hashKey(key), time.Now())
+	rec, err := store.CreateKey(ctx, name, scope, key[:keyShownLen], hashKey(key), now)
 	return key, rec, err
 }
 
@@ -107,6 +107,7 @@ func bearerToken(header string) (string, error) {
 type authenticator struct {
 	store *Store
 	usage *keyUsage
+	now   func() time.Time // the server's clock: see newServer
 
 	// perKey limits the requests of each key; failures limits the failed
 	// authentications of each client address. Both are nil when rate
@@ -119,13 +120,13 @@ type authenticator struct {
 	cache keyCache
 }
 
-func newAuthenticator(cfg config, store *Store, usage *keyUsage) *authenticator {
-	a := &authenticator{store: store, usage: usage, trustProxy: cfg.trustProxy}
+func newAuthenticator(cfg config, store *Store, usage *keyUsage, now func() time.Time) *authenticator {
+	a := &authenticator{store: store, usage: usage, now: now, trustProxy: cfg.trustProxy}
 	if cfg.rate > 0 {
-		a.perKey = newLimiter(cfg.rate, cfg.burst, time.Now)
+		a.perKey = newLimiter(cfg.rate, cfg.burst, now)
 		// A client gets as many wrong keys as a key gets requests: enough for
 		// a typo, and far too few to guess a key of 256 random bits.
-		a.failures = newLimiter(cfg.rate, cfg.burst, time.Now)
+		a.failures = newLimiter(cfg.rate, cfg.burst, now)
 	}
 	return a
 }
@@ -174,7 +175,7 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 			return
 		}
 		requestInfoFrom(r.Context()).keyID = key.ID
-		a.usage.touch(key.ID, time.Now())
+		a.usage.touch(key.ID, a.now())
 
 		if a.perKey != nil {
 			st := a.perKey.take(strconv.FormatInt(key.ID, 10))
@@ -360,7 +361,7 @@ const (
 type limiter struct {
 	rate  rate.Limit
 	burst int
-	now   func() time.Time // time.Now; a test's clock in tests
+	now   func() time.Time
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket

@@ -43,7 +43,7 @@ func newBenchServer(b *testing.B) *benchServer {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	key, _, err := issueKey(ctx, store, "bench", scopeWrite)
+	key, _, err := issueKey(ctx, store, "bench", scopeWrite, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func newBenchServer(b *testing.B) *benchServer {
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	api := newServer(benchConfig(b), logger, store, newKeyUsage())
+	api := newServer(benchConfig(b), logger, store, newKeyUsage(), time.Now)
 	s := &benchServer{handler: api, answers: api.answers, store: store, key: key}
 	w := s.serve(httptest.NewRequest("GET", "/api/v1/tutorials/tutorial-1", nil))
 	if w.status != http.StatusOK {
@@ -181,7 +181,7 @@ func BenchmarkListTutorials(b *testing.B) {
 // nothing; the baseline is that handler without it.
 func BenchmarkAuth(b *testing.B) {
 	s := newBenchServer(b)
-	auth := newAuthenticator(benchConfig(b), s.store, newKeyUsage())
+	auth := newAuthenticator(benchConfig(b), s.store, newKeyUsage(), time.Now)
 	noContent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})

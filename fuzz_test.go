@@ -70,7 +70,7 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	}
 	cfg := testConfig(f)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &fuzzServer{handler: newServer(cfg, logger, store, newKeyUsage()), store: store}
+	return &fuzzServer{handler: newServer(cfg, logger, store, newKeyUsage(), time.Now), store: store}
 }
 
 // serve runs req through the handler, checks the envelope and the

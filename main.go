@@ -387,7 +387,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	usage := newKeyUsage()
-	api := newServer(cfg, logger, store, usage)
+	api := newServer(cfg, logger, store, usage, time.Now)
 	srv := newHTTPServer(api, logger)
 	// requests counts the times a connection started on a request, so that
 	// the loop below can tell when the server has gone idle.
@@ -507,7 +507,7 @@ func bootstrapKey(ctx context.Context, store *Store, stderr io.Writer) error {
 	if err != nil || ok {
 		return err
 	}
-	key, _, err := issueKey(ctx, store, "default", scopeWrite)
+	key, _, err := issueKey(ctx, store, "default", scopeWrite, time.Now())
 	if err != nil {
 		return fmt.Errorf("create the first key: %w", err)
 	}
@@ -539,7 +539,7 @@ func runKeysCreate(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	defer store.Close()
-	key, _, err := issueKey(ctx, store, strings.TrimSpace(*name), *scope)
+	key, _, err := issueKey(ctx, store, strings.TrimSpace(*name), *scope, time.Now())
 	if err != nil {
 		return err
 	}

@@ -350,7 +350,7 @@ func TestDataVersionMovesOnlyWhenSomeoneCommits(t *testing.T) {
 		t.Errorf("nothing written, but the version went from %d to %d", v1, v2)
 	}
 	// A commit of this store's own writer.
-	if _, _, err := issueKey(ctx, store, "k", scopeWrite); err != nil {
+	if _, _, err := issueKey(ctx, store, "k", scopeWrite, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	v3 := version()
@@ -397,7 +397,7 @@ func TestDataVersionAfterACommitIsNewWhateverOthersAsk(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := issueKey(ctx, other, fmt.Sprintf("key %d", round), scopeRead); err != nil {
+		if _, _, err := issueKey(ctx, other, fmt.Sprintf("key %d", round), scopeRead, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		after, err := store.DataVersion()
@@ -487,7 +487,7 @@ func TestKeyCacheServesOnlyItsOwnVersion(t *testing.T) {
 
 func TestCachedKeyIsRefusedOnceRevokedElsewhere(t *testing.T) {
 	ts := newTestServer(t)
-	key, rec, err := issueKey(context.Background(), ts.store, "cached", scopeRead)
+	key, rec, err := issueKey(context.Background(), ts.store, "cached", scopeRead, ts.clock.now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func startHTTPServer(t *testing.T, adjust func(*http.Server)) (*testServer, stri
 	t.Helper()
 	ts := newTestServer(t) // for its database, keys and log
 	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
-	srv := newHTTPServer(newServer(testConfig(t), logger, ts.store, ts.usage), logger)
+	srv := newHTTPServer(newServer(testConfig(t), logger, ts.store, ts.usage, ts.clock.now), logger)
 	adjust(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
