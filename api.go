@@ -45,7 +45,7 @@ type server struct {
 // keeps or compares (created_at and updated_at, rate-limit buckets, when a
 // key was last used) comes from it, so that a test that moves a fake clock
 // moves all of them at once.
-func newServer(cfg config, logger *slog.Logger, store *Store, usage *keyUsage, now func() time.Time) *server {
+func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, now func() time.Time) *server {
 	answers := newAnswerCaches()
 	auth := newAuthenticator(cfg, store, usage, now)
 	mux := http.NewServeMux()
@@ -67,7 +67,7 @@ type router interface {
 // addRoutes is the table of contents of the API: every route, with the key
 // scope it needs, in the order of the README. Every route must also be in
 // openapi.json; TestOpenAPIDescribesEveryRoute fails until it is.
-func addRoutes(mux router, store *Store, auth *authenticator, answers answerCaches, now func() time.Time) {
+func addRoutes(mux router, store Store, auth *authenticator, answers answerCaches, now func() time.Time) {
 	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store, answers.list)))
 	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store, answers.detail)))
 	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, answers.clearAfter(handleCreateTutorial(store, now))))
@@ -768,7 +768,7 @@ type tutorialPage struct {
 }
 
 // handleListTutorials answers a page of the list, from cache when it can.
-func handleListTutorials(store *Store, cache *responseCache) http.Handler {
+func handleListTutorials(store Store, cache *responseCache) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The whole query string is the key: the page, its Link header and
 		// every parameter follow from it. Only a query that passed
@@ -840,7 +840,7 @@ func pageLinks(u *url.URL, page, totalPages int64) string {
 }
 
 // handleGetTutorial answers one tutorial, from cache when it can.
-func handleGetTutorial(store *Store, cache *responseCache) http.Handler {
+func handleGetTutorial(store Store, cache *responseCache) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug := r.PathValue("slug")
 		version, err := requestVersion(r, store)
@@ -873,7 +873,7 @@ func handleGetTutorial(store *Store, cache *responseCache) http.Handler {
 	})
 }
 
-func handleCreateTutorial(store *Store, now func() time.Time) http.Handler {
+func handleCreateTutorial(store Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in, err := readTutorial(w, r, wholeTutorial)
 		if err != nil {
@@ -890,7 +890,7 @@ func handleCreateTutorial(store *Store, now func() time.Time) http.Handler {
 	})
 }
 
-func handlePatchTutorial(store *Store, now func() time.Time) http.Handler {
+func handlePatchTutorial(store Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in, err := readTutorial(w, r, tutorialChange)
 		if err != nil {
@@ -911,7 +911,7 @@ func handlePatchTutorial(store *Store, now func() time.Time) http.Handler {
 	})
 }
 
-func handleReplaceTutorial(store *Store, now func() time.Time) http.Handler {
+func handleReplaceTutorial(store Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in, err := readTutorial(w, r, wholeTutorial)
 		if err != nil {
@@ -932,7 +932,7 @@ func handleReplaceTutorial(store *Store, now func() time.Time) http.Handler {
 	})
 }
 
-func handleDeleteTutorial(store *Store) http.Handler {
+func handleDeleteTutorial(store Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug := r.PathValue("slug")
 		if !validSlug(slug) {
@@ -1094,11 +1094,11 @@ func (a answerCaches) clearAfter(next http.Handler) http.Handler {
 // requestVersion is the Store.DataVersion that r's key check read (see
 // authenticator.lookup), or, for a request that had none, a fresh one.
 // Each asking is a read of a file, so once per request is enough.
-func requestVersion(r *http.Request, store *Store) (int64, error) {
+func requestVersion(r *http.Request, store Store) (int64, error) {
 	if info := requestInfoFrom(r.Context()); info.hasVersion {
 		return info.version, nil
 	}
-	return store.DataVersion()
+	return store.Version(r.Context())
 }
 
 // responseCache keeps encoded 200 responses to GETs, by a key the handler
@@ -1286,7 +1286,7 @@ func handleOpenAPI() http.Handler {
 
 // ---- Health ----
 
-func handleHealthz(store *Store) http.Handler {
+func handleHealthz(store Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := store.Ping(r.Context()); err != nil {
 			requestInfoFrom(r.Context()).err = err

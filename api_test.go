@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,7 +26,7 @@ import (
 // server, with one key of each scope.
 type testServer struct {
 	url      string
-	store    *Store
+	store    Store
 	dbPath   string
 	usage    *keyUsage
 	logs     *syncBuffer
@@ -105,6 +106,49 @@ func newTestDatabase(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	return ts
+}
+
+// openSQL opens a connection of its own to the database file at path, as
+// another process or a person with the sqlite3 shell would: for a test to
+// look at what the server stored, or change it behind the server's back.
+func openSQL(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// exec runs query on the server's database through a connection of its own.
+func (ts *testServer) exec(t testing.TB, query string, args ...any) {
+	t.Helper()
+	if _, err := openSQL(t, ts.dbPath).Exec(query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// writerPragma sets a pragma of the SQLite writer's own connection: see
+// sqlitedb.DB.WriterPragma.
+func (ts *testServer) writerPragma(t testing.TB, pragma string) {
+	t.Helper()
+	if err := ts.store.(*sqliteStore).db.WriterPragma(context.Background(), pragma); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// integrityCheck runs SQLite's PRAGMA integrity_check on the database file
+// at path, which reads every page, and fails t unless it answers "ok".
+func integrityCheck(t testing.TB, path string) {
+	t.Helper()
+	var result string
+	if err := openSQL(t, path).QueryRow("PRAGMA integrity_check").Scan(&result); err != nil {
+		t.Fatal(err)
+	}
+	if result != "ok" {
+		t.Errorf("integrity_check of %s: %s", path, result)
+	}
 }
 
 // response is what a test received, with its envelope already checked.
@@ -1085,13 +1129,15 @@ func TestPanicBecomesA500Envelope(t *testing.T) {
 func TestDatabaseFailureIs500NotConflict(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
-	ts.store.write.Close() // every write now fails, and not with a constraint error
+	// From now on every insert fails with a constraint error that is not the
+	// unique slug's: only SQLite's own code for that may become a 409.
+	ts.exec(t, `CREATE TRIGGER refuse BEFORE INSERT ON tutorials BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END`)
 	resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, `{"title": "Go", "slug": "go"}`)
 	resp.wantError(t, http.StatusInternalServerError, "Internal server error")
 	if strings.Contains(string(resp.body), "sql") {
 		t.Errorf("the response leaks the driver error: %s", resp.body)
 	}
-	if logs := ts.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "database is closed") {
+	if logs := ts.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "refused by a trigger") {
 		t.Errorf("the log does not name the cause:\n%s", logs)
 	}
 }
@@ -1102,7 +1148,7 @@ func TestHealthz(t *testing.T) {
 	if got := decodeData[map[string]string](t, resp); !cmp.Equal(got, map[string]string{"status": "ok"}) {
 		t.Errorf("data = %v", got)
 	}
-	ts.store.read.Close()
+	ts.store.Close()
 	ts.request(t, "GET", "/healthz", "", "").wantError(t, http.StatusServiceUnavailable, "Database unavailable")
 }
 

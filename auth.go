@@ -70,7 +70,7 @@ func wellFormedKey(s string) bool {
 
 // issueKey makes a key, records it in store as created at now and returns
 // the key itself, the only time it exists outside the client's hands.
-func issueKey(ctx context.Context, store *Store, name, scope string, now time.Time) (string, APIKey, error) {
+func issueKey(ctx context.Context, store Store, name, scope string, now time.Time) (string, APIKey, error) {
 	key := newKey()
 	rec, err := store.CreateKey(ctx, name, scope, key[:keyShownLen], hashKey(key), now)
 	return key, rec, err
@@ -105,7 +105,7 @@ func bearerToken(header string) (string, error) {
 
 // authenticator checks keys. It is shared by every route that needs one.
 type authenticator struct {
-	store *Store
+	store Store
 	usage *keyUsage
 	now   func() time.Time // the server's clock: see newServer
 
@@ -120,7 +120,7 @@ type authenticator struct {
 	cache keyCache
 }
 
-func newAuthenticator(cfg config, store *Store, usage *keyUsage, now func() time.Time) *authenticator {
+func newAuthenticator(cfg config, store Store, usage *keyUsage, now func() time.Time) *authenticator {
 	a := &authenticator{store: store, usage: usage, now: now, trustProxy: cfg.trustProxy}
 	if cfg.rate > 0 {
 		a.perKey = newLimiter(cfg.rate, cfg.burst, now)
@@ -243,7 +243,7 @@ func (a *authenticator) lookup(ctx context.Context, token string) (APIKey, error
 	// The version is read before the key, so that a key cached with it is
 	// never newer than the version says: a revocation that commits between
 	// the two reads changes the version, and the next request reads again.
-	version, err := a.store.DataVersion()
+	version, err := a.store.Version(ctx)
 	if err != nil {
 		return APIKey{}, err
 	}
@@ -324,7 +324,7 @@ func (u *keyUsage) touch(id int64, t time.Time) {
 
 // save writes the times seen since the last save. If the write fails they
 // are kept for the next try, unless a newer use has replaced them meanwhile.
-func (u *keyUsage) save(ctx context.Context, store *Store) error {
+func (u *keyUsage) save(ctx context.Context, store Store) error {
 	u.mu.Lock()
 	pending := u.seen
 	u.seen = make(map[int64]time.Time)

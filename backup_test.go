@@ -27,11 +27,9 @@ func runBackupCommand(t *testing.T, args ...string) (string, error) {
 }
 
 // openCopy opens a backup as a database of its own and returns its store.
-func openCopy(t *testing.T, path string) *Store {
+func openCopy(t *testing.T, path string) Store {
 	t.Helper()
-	if err := checkIntegrity(context.Background(), path); err != nil {
-		t.Fatalf("integrity_check of %s: %v", path, err)
-	}
+	integrityCheck(t, path)
 	s, err := OpenStore(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -160,9 +158,7 @@ func TestBackupWhileWritersAreBusy(t *testing.T) {
 
 	// The server carried on: its own database is whole, and it still writes.
 	stopWriters()
-	if err := checkIntegrity(ctx, ts.dbPath); err != nil {
-		t.Errorf("integrity_check of the live database after the backup: %v", err)
-	}
+	integrityCheck(t, ts.dbPath)
 	ts.create(t, map[string]any{"title": "After", "slug": "after", "content": "x"})
 }
 

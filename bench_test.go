@@ -30,7 +30,7 @@ const benchRows = 100
 type benchServer struct {
 	handler http.Handler
 	answers answerCaches // the handler's
-	store   *Store
+	store   Store
 	key     string
 	detail  []byte // the body of a detail response, for the baseline
 }

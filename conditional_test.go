@@ -64,9 +64,7 @@ func TestETag(t *testing.T) {
 func TestETagChangesWithEveryChangeEvenWithinASecond(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
-	if _, err := ts.store.write.Exec(`UPDATE tutorials SET updated_at = '2999-01-01T00:00:00Z'`); err != nil {
-		t.Fatal(err)
-	}
+	ts.exec(t, `UPDATE tutorials SET updated_at = '2999-01-01T00:00:00Z'`)
 	seen := map[string]string{ts.etag(t, "/api/v1/tutorials/go"): "created"}
 	listSeen := map[string]string{ts.etag(t, "/api/v1/tutorials"): "created"}
 	for _, body := range []string{`{"content": "a"}`, `{"content": "b"}`, `{"estimated_time": 1}`, `{"title": "Go!"}`} {

@@ -44,7 +44,7 @@ const (
 // would otherwise soon be a 429), on a fresh database holding the fixed keys.
 type fuzzServer struct {
 	handler http.Handler
-	store   *Store
+	store   Store
 }
 
 func newFuzzServer(f *testing.F) *fuzzServer {

@@ -428,9 +428,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		case <-idleTicker.C:
 			if idle.wentIdle(requests.Load()) {
 				api.answers.clear()
-				if err := store.ReleaseMemory(ctx); err != nil {
-					logger.Error("releasing the page cache", "error", err)
-				}
 				debug.FreeOSMemory()
 			}
 		case <-ctx.Done():
@@ -502,7 +499,7 @@ func (w *idleWatch) wentIdle(requests int64) bool {
 
 // bootstrapKey makes sure a fresh install can be used: when no key is
 // active it creates one named "default" and shows it, once, on stderr.
-func bootstrapKey(ctx context.Context, store *Store, stderr io.Writer) error {
+func bootstrapKey(ctx context.Context, store Store, stderr io.Writer) error {
 	ok, err := store.HasActiveKey(ctx)
 	if err != nil || ok {
 		return err

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // These tests run the program as main does, through run, against a
@@ -50,16 +48,12 @@ func TestKeysCreatePrintsOnlyTheKey(t *testing.T) {
 	}
 
 	// The database holds the hash and the prefix, never the key.
-	store, err := OpenStore(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	conn := openSQL(t, db)
 	var stored struct {
 		name, prefix, scope string
 		hash                []byte
 	}
-	err = store.read.QueryRow(`SELECT name, prefix, scope, hash FROM api_keys`).Scan(&stored.name, &stored.prefix, &stored.scope, &stored.hash)
+	err = conn.QueryRow(`SELECT name, prefix, scope, hash FROM api_keys`).Scan(&stored.name, &stored.prefix, &stored.scope, &stored.hash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +61,7 @@ func TestKeysCreatePrintsOnlyTheKey(t *testing.T) {
 		t.Errorf("stored %+v for key %s", stored, key)
 	}
 	var dump strings.Builder
-	rows, _ := store.read.Query(`SELECT quote(name)||quote(prefix)||quote(hash)||quote(scope) FROM api_keys`)
+	rows, _ := conn.Query(`SELECT quote(name)||quote(prefix)||quote(hash)||quote(scope) FROM api_keys`)
 	for rows.Next() {
 		var s string
 		rows.Scan(&s)
@@ -450,76 +444,6 @@ func TestServeLogsOneLinePerRequest(t *testing.T) {
 			t.Errorf("request line lacks %s: %s", want, lines[0])
 		}
 	}
-}
-
-func TestMigrationsAreNumberedInOrder(t *testing.T) {
-	ms, err := migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var versions []int
-	for _, m := range ms {
-		versions = append(versions, m.version)
-		if strings.TrimSpace(m.sql) == "" {
-			t.Errorf("migration %d is empty", m.version)
-		}
-	}
-	want := make([]int, len(ms))
-	for i := range want {
-		want[i] = i + 1
-	}
-	if diff := cmp.Diff(want, versions, cmpopts.EquateEmpty()); diff != "" || len(ms) == 0 {
-		t.Errorf("versions (-want +got):\n%s", diff)
-	}
-}
-
-func TestOpenStoreSetsUpTheFile(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "t.db")
-	store, err := OpenStore(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-
-	ms, _ := migrations()
-	pragmas := map[string]string{}
-	for _, p := range []string{"journal_mode", "synchronous", "foreign_keys", "busy_timeout", "user_version"} {
-		var v string
-		if err := store.write.QueryRow("PRAGMA " + p).Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		pragmas[p] = v
-	}
-	want := map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1",
-		"busy_timeout": "5000", "user_version": fmt.Sprint(len(ms))}
-	if diff := cmp.Diff(want, pragmas); diff != "" {
-		t.Errorf("pragmas (-want +got):\n%s", diff)
-	}
-	// The read connections refuse writes and keep a small page cache.
-	readPragmas := map[string]string{}
-	for _, p := range []string{"query_only", "cache_size"} {
-		var v string
-		if err := store.read.QueryRow("PRAGMA " + p).Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		readPragmas[p] = v
-	}
-	if diff := cmp.Diff(map[string]string{"query_only": "1", "cache_size": "-256"}, readPragmas); diff != "" {
-		t.Errorf("pragmas of the read pool (-want +got):\n%s", diff)
-	}
-
-	// Only its owner may read it: it holds the key hashes.
-	if info, err := os.Stat(db); err != nil || info.Mode().Perm() != 0o600 {
-		t.Errorf("database file mode = %v (%v), want 0600", info.Mode().Perm(), err)
-	}
-
-	// Reopening runs no migration twice.
-	store.Close()
-	again, err := OpenStore(context.Background(), db)
-	if err != nil {
-		t.Fatalf("reopen: %v", err)
-	}
-	again.Close()
 }
 
 func TestHelpListsEveryCommand(t *testing.T) {

@@ -193,18 +193,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	}
 	stop(t, p)
 
-	store, err := OpenStore(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	var check string
-	if err := store.read.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil {
-		t.Fatal(err)
-	}
-	if check != "ok" {
-		t.Errorf("integrity_check: %s", check)
-	}
+	integrityCheck(t, db)
 	t.Logf("%d creates acknowledged before the kill, all present", len(acked))
 }
 

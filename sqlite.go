@@ -1,0 +1,476 @@
+package main
+
+// This file is the SQLite engine: the Store of store.go in SQL, one method
+// per operation and one query each, on the tables of schema.sql. How the
+// queries run (the pools, the pragmas, the migrations, group commit,
+// checkpoints, statement reuse, change detection, backups) is the business
+// of internal/sqlitedb; nothing here needs to know it.
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"tutorials/internal/sqlitedb"
+)
+
+// sqliteSchema is the SQLite schema as numbered migrations.
+//
+//go:embed schema.sql
+var sqliteSchema string
+
+// sqliteStore is a Store on one SQLite file.
+type sqliteStore struct {
+	db *sqlitedb.DB
+}
+
+// openSQLite opens (creating if need be) the SQLite database at path.
+func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
+	db, err := sqlitedb.Open(ctx, path, sqliteSchema, sqlitedb.Options{
+		// The writes that run often keep their compiled statements.
+		WriteQueries: []string{insertSQL, patchSQL, replaceSQL, deleteSQL, tutorialBySlugSQL},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sqliteStore{db: db}, nil
+}
+
+func (s *sqliteStore) Version(ctx context.Context) (int64, error) { return s.db.Version(ctx) }
+func (s *sqliteStore) Ping(ctx context.Context) error             { return s.db.Ping(ctx) }
+func (s *sqliteStore) WriteFailure() error                        { return s.db.WriteFailure() }
+func (s *sqliteStore) Close() error                               { return s.db.Close() }
+
+func (s *sqliteStore) Backup(ctx context.Context, dest string, replace bool) error {
+	err := s.db.Backup(ctx, dest, replace)
+	if errors.Is(err, sqlitedb.ErrBackupExists) {
+		return ErrBackupExists
+	}
+	return err
+}
+
+// ---- Tutorials ----
+
+// tutorialColumns is the column list every query returns a tutorial with, in
+// the order scanTutorial reads it.
+const tutorialColumns = `id, title, slug, excerpt, category, difficulty, estimated_time,
+	published_at, created_at, updated_at`
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// scanTutorial reads tutorialColumns, plus content when content is non-nil.
+// Timestamps are stored as text in timeFormat (see schema.sql).
+func scanTutorial(row scanner, content *string) (TutorialSummary, error) {
+	var t TutorialSummary
+	var published, created, updated string
+	dest := []any{&t.ID, &t.Title, &t.Slug, &t.Excerpt, &t.Category, &t.Difficulty,
+		&t.EstimatedTime, &published, &created, &updated}
+	if content != nil {
+		dest = append(dest, content)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return t, err
+	}
+	var err error
+	if t.PublishedAt, err = time.Parse(timeFormat, published); err != nil {
+		return t, err
+	}
+	if t.CreatedAt, err = time.Parse(timeFormat, created); err != nil {
+		return t, err
+	}
+	if t.UpdatedAt, err = time.Parse(timeFormat, updated); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// scanFullTutorial reads one whole tutorial, turning "no row" into ErrNotFound.
+func scanFullTutorial(row scanner) (Tutorial, error) {
+	var t Tutorial
+	var err error
+	t.TutorialSummary, err = scanTutorial(row, &t.Content)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, ErrNotFound
+	}
+	return t, err
+}
+
+const tutorialBySlugSQL = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
+
+func (s *sqliteStore) TutorialBySlug(ctx context.Context, slug string) (Tutorial, error) {
+	return scanFullTutorial(s.db.QueryRow(ctx, tutorialBySlugSQL, slug))
+}
+
+// sortOrders maps each sort the API accepts to its ORDER BY. Every order ends
+// in id DESC, so that it is total: rows that tie on the sort key keep one
+// order from page to page, and paging never repeats or skips one.
+var sortOrders = map[string]string{
+	"-published_at": "published_at DESC, id DESC",
+	"published_at":  "published_at ASC, id DESC",
+	"title":         "title ASC, id DESC",
+	"-title":        "title DESC, id DESC",
+}
+
+// relevanceOrder is the default order of a search: best match first (bm25
+// scores lower for better matches), then id DESC, so that it is total too.
+const relevanceOrder = "hits.score ASC, id DESC"
+
+// searchHits is the FTS5 query a search joins tutorials with: the rowids
+// that match, with their score. The weights of bm25 follow the columns
+// (title, excerpt, content): a word in the title counts ten times one in
+// the content, one in the excerpt five times. Only rowid and score come out
+// of it, so the tutorials columns keep their plain names in the rest of the
+// query.
+const searchHits = `(SELECT rowid, bm25(tutorials_fts, 10.0, 5.0, 1.0) AS score
+	FROM tutorials_fts WHERE tutorials_fts MATCH ?) AS hits`
+
+// ListTutorials builds its query from fixed pieces (a filter, a sort from
+// sortOrders, a search); values from the client only ever travel as
+// parameters.
+func (s *sqliteStore) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error) {
+	sort := p.Sort
+	if sort == "" {
+		sort = "-published_at"
+	}
+	order, ok := sortOrders[sort]
+	if !ok {
+		return nil, 0, fmt.Errorf("list tutorials: unknown sort %q", p.Sort)
+	}
+	from := "tutorials"
+	var where []string
+	var args []any
+	if p.Query != "" {
+		match := ftsQuery(p.Query)
+		if match == "" {
+			// Not the text itself: what people search for stays out of logs.
+			return nil, 0, errors.New("list tutorials: no words to search for")
+		}
+		from = "tutorials JOIN " + searchHits + " ON hits.rowid = tutorials.id"
+		args = append(args, match)
+		if p.Sort == "" {
+			order = relevanceOrder
+		}
+	}
+	if p.Category != "" {
+		where = append(where, "category = ?")
+		args = append(args, p.Category)
+	}
+	if p.Difficulty != "" {
+		where = append(where, "difficulty = ?")
+		args = append(args, p.Difficulty)
+	}
+	filter := ""
+	if len(where) > 0 {
+		filter = " WHERE " + strings.Join(where, " AND ")
+	}
+
+	// A page so far out that its offset would overflow is past the end of
+	// any table: ask for the largest offset SQLite takes instead.
+	offset := int64(math.MaxInt64)
+	if p.Page-1 <= math.MaxInt64/p.PerPage {
+		offset = (p.Page - 1) * p.PerPage
+	}
+
+	// Without a search the total comes from tutorial_counts (see
+	// schema.sql), whose columns have the names of the filter's, not from a
+	// COUNT(*) that would read every matching row. The matches of a search
+	// can only be counted.
+	countQuery := "SELECT COALESCE(SUM(n), 0) FROM tutorial_counts" + filter
+	if p.Query != "" {
+		countQuery = "SELECT COUNT(*) FROM " + from + filter
+	}
+	pageQuery := "SELECT " + tutorialColumns + " FROM " + from + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
+
+	var total int64
+	list := []TutorialSummary{} // [] in JSON, never null
+	err := s.db.ReadTx(ctx, func(tx *sqlitedb.Tx) error {
+		if err := tx.QueryRowContext(ctx, countQuery, args...).Scan(&total); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, pageQuery, append(args, p.PerPage, offset)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t, err := scanTutorial(rows, nil)
+			if err != nil {
+				return err
+			}
+			list = append(list, t)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return list, total, nil
+}
+
+// ftsQuery turns text a person typed into an FTS5 query that finds the
+// tutorials holding all of its words, the last one as a prefix ("flas" finds
+// Flask, as the user is likely still typing it). It returns "" when the text
+// has no word to search for.
+//
+// FTS5 has a query language of its own (AND, OR, NOT, NEAR, "phrases",
+// prefix*, column:filters, parentheses), and text passed to MATCH as it is
+// would be parsed in it: an unbalanced quote or a stray "-" is a syntax
+// error. So each word goes in double quotes, with a quote inside doubled:
+// FTS5 then reads it as a plain phrase, and its tokenizer splits it the same
+// way it split the tutorials ("c++" searches for c, "don't" for the phrase
+// don t).
+func ftsQuery(text string) string {
+	words := searchWords(text)
+	for i, w := range words {
+		words[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
+	}
+	if len(words) == 0 {
+		return ""
+	}
+	return strings.Join(words, " ") + "*"
+}
+
+const insertSQL = `INSERT INTO tutorials
+	(title, slug, excerpt, content, category, difficulty, estimated_time,
+	 published_at, created_at, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	RETURNING ` + tutorialColumns + `, content`
+
+func (s *sqliteStore) CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error) {
+	published := now
+	if in.PublishedAt != nil {
+		published = *in.PublishedAt
+	}
+	var t Tutorial
+	err := s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
+		var err error
+		t, err = scanFullTutorial(tx.QueryRowContext(ctx, insertSQL, in.Title, in.Slug, in.Excerpt, in.Content,
+			in.Category, in.Difficulty, in.EstimatedTime,
+			formatTime(published), formatTime(now), formatTime(now)))
+		return err
+	})
+	return t, slugError(err)
+}
+
+// slugError turns SQLite's refusal of a duplicate slug into ErrSlugTaken,
+// and leaves any other error as it is.
+func slugError(err error) error {
+	if sqlitedb.IsUniqueViolation(err) {
+		return ErrSlugTaken
+	}
+	return err
+}
+
+// checkPrecondition applies check, if there is one, to the tutorial with
+// slug as tx sees it. Because tx is a write transaction (the one writer
+// connection, BEGIN IMMEDIATE), nobody can change the tutorial between this
+// read and the write that follows it in tx: the check and the write are one
+// atomic step.
+func checkPrecondition(ctx context.Context, tx *sqlitedb.Tx, slug string, check Precondition) error {
+	if check == nil {
+		return nil
+	}
+	current, err := scanFullTutorial(tx.QueryRowContext(ctx, tutorialBySlugSQL, slug))
+	if errors.Is(err, ErrNotFound) {
+		if err := check(nil); err != nil {
+			return err
+		}
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return check(&current)
+}
+
+// updateTutorial runs an UPDATE ... RETURNING of one tutorial after its
+// precondition, in one write.
+func (s *sqliteStore) updateTutorial(ctx context.Context, slug string, check Precondition, q string, args ...any) (Tutorial, error) {
+	var t Tutorial
+	err := s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
+		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
+			return err
+		}
+		var err error
+		t, err = scanFullTutorial(tx.QueryRowContext(ctx, q, args...))
+		return err
+	})
+	return t, slugError(err)
+}
+
+// patchSQL sets each column to itself unless its flag says the client sent
+// it. One fixed statement, so that two clients that patch different fields
+// at once cannot undo each other, as they could with read-modify-write.
+const patchSQL = `UPDATE tutorials SET
+	title          = CASE WHEN :set_title          THEN :title          ELSE title          END,
+	slug           = CASE WHEN :set_slug           THEN :slug           ELSE slug           END,
+	excerpt        = CASE WHEN :set_excerpt        THEN :excerpt        ELSE excerpt        END,
+	content        = CASE WHEN :set_content        THEN :content        ELSE content        END,
+	category       = CASE WHEN :set_category       THEN :category       ELSE category       END,
+	difficulty     = CASE WHEN :set_difficulty     THEN :difficulty     ELSE difficulty     END,
+	estimated_time = CASE WHEN :set_estimated_time THEN :estimated_time ELSE estimated_time END,
+	published_at   = CASE WHEN :set_published_at   THEN :published_at   ELSE published_at   END,
+	updated_at     = MAX(:now, updated_at)
+	WHERE slug = :where_slug
+	RETURNING ` + tutorialColumns + `, content`
+
+func (s *sqliteStore) PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error) {
+	var published any
+	if in.PublishedAt != nil {
+		published = formatTime(*in.PublishedAt)
+	}
+	return s.updateTutorial(ctx, slug, check, patchSQL,
+		sql.Named("set_title", in.Sent["title"]), sql.Named("title", in.Title),
+		sql.Named("set_slug", in.Sent["slug"]), sql.Named("slug", in.Slug),
+		sql.Named("set_excerpt", in.Sent["excerpt"]), sql.Named("excerpt", in.Excerpt),
+		sql.Named("set_content", in.Sent["content"]), sql.Named("content", in.Content),
+		sql.Named("set_category", in.Sent["category"]), sql.Named("category", in.Category),
+		sql.Named("set_difficulty", in.Sent["difficulty"]), sql.Named("difficulty", in.Difficulty),
+		sql.Named("set_estimated_time", in.Sent["estimated_time"]), sql.Named("estimated_time", in.EstimatedTime),
+		sql.Named("set_published_at", in.Sent["published_at"]), sql.Named("published_at", published),
+		sql.Named("now", formatTime(now)),
+		sql.Named("where_slug", slug))
+}
+
+// replaceSQL: a published_at left out goes back to the time of creation.
+const replaceSQL = `UPDATE tutorials SET
+	title = ?, slug = ?, excerpt = ?, content = ?, category = ?, difficulty = ?,
+	estimated_time = ?,
+	published_at = COALESCE(?, created_at),
+	updated_at = MAX(?, updated_at)
+	WHERE slug = ?
+	RETURNING ` + tutorialColumns + `, content`
+
+func (s *sqliteStore) ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error) {
+	var published any
+	if in.PublishedAt != nil {
+		published = formatTime(*in.PublishedAt)
+	}
+	return s.updateTutorial(ctx, slug, check, replaceSQL, in.Title, in.Slug, in.Excerpt, in.Content,
+		in.Category, in.Difficulty, in.EstimatedTime, published, formatTime(now), slug)
+}
+
+const deleteSQL = `DELETE FROM tutorials WHERE slug = ?`
+
+func (s *sqliteStore) DeleteTutorial(ctx context.Context, slug string, check Precondition) error {
+	return s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
+		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, deleteSQL, slug)
+		if err != nil {
+			return err
+		}
+		return requireOneRow(res)
+	})
+}
+
+// requireOneRow turns an UPDATE or DELETE that matched nothing into
+// ErrNotFound.
+func requireOneRow(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// ---- API keys ----
+
+func (s *sqliteStore) CreateKey(ctx context.Context, name, scope, prefix string, hash []byte, now time.Time) (APIKey, error) {
+	const q = `INSERT INTO api_keys (name, prefix, hash, scope, created_at)
+		VALUES (?, ?, ?, ?, ?) RETURNING id`
+	k := APIKey{Name: name, Prefix: prefix, Scope: scope, Active: true, CreatedAt: now.UTC().Truncate(time.Second)}
+	err := s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
+		return tx.QueryRowContext(ctx, q, name, prefix, hash, scope, formatTime(now)).Scan(&k.ID)
+	})
+	return k, err
+}
+
+// apiKeyColumns is the column list scanAPIKey reads.
+const apiKeyColumns = `id, name, prefix, scope, active, created_at, COALESCE(last_used_at, '')`
+
+func scanAPIKey(row scanner) (APIKey, error) {
+	var k APIKey
+	var created, lastUsed string
+	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &created, &lastUsed); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return k, ErrNotFound
+		}
+		return k, err
+	}
+	var err error
+	if k.CreatedAt, err = time.Parse(timeFormat, created); err != nil {
+		return k, err
+	}
+	if lastUsed != "" {
+		if k.LastUsedAt, err = time.Parse(timeFormat, lastUsed); err != nil {
+			return k, err
+		}
+	}
+	return k, nil
+}
+
+func (s *sqliteStore) KeyByHash(ctx context.Context, hash []byte) (APIKey, error) {
+	const q = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE hash = ?`
+	return scanAPIKey(s.db.QueryRow(ctx, q, hash))
+}
+
+func (s *sqliteStore) APIKeys(ctx context.Context) ([]APIKey, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []APIKey
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+func (s *sqliteStore) HasActiveKey(ctx context.Context) (bool, error) {
+	var ok bool
+	err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE active = 1)`).Scan(&ok)
+	return ok, err
+}
+
+func (s *sqliteStore) RevokeKey(ctx context.Context, id int64) error {
+	return s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET active = 0 WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		return requireOneRow(res)
+	})
+}
+
+func (s *sqliteStore) SaveLastUsed(ctx context.Context, used map[int64]time.Time) error {
+	if len(used) == 0 {
+		return nil
+	}
+	const q = `UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, ''), ?) WHERE id = ?`
+	return s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
+		for id, t := range used {
+			if _, err := tx.ExecContext(ctx, q, formatTime(t), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
