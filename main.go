@@ -598,12 +598,17 @@ func runKeysRevoke(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	defer store.Close()
-	if err := store.RevokeKey(ctx, id); errors.Is(err, ErrNotFound) {
+	switch err := store.RevokeKey(ctx, id); {
+	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("no key with id %d", id)
-	} else if err != nil {
+	case errors.Is(err, ErrAlreadyRevoked):
+		// Not a failure: the key is revoked, as asked.
+		fmt.Fprintf(stdout, "key %d was already revoked\n", id)
+	case err != nil:
 		return err
+	default:
+		fmt.Fprintf(stdout, "revoked key %d\n", id)
 	}
-	fmt.Fprintf(stdout, "revoked key %d\n", id)
 	return nil
 }
 

@@ -86,6 +86,9 @@ func TestKeysListAndRevoke(t *testing.T) {
 	if out, _, err := runCommand(t, "keys", "revoke", "-db", db, "1"); err != nil || out != "revoked key 1\n" {
 		t.Fatalf("revoke: %q, %v", out, err)
 	}
+	if out, _, err := runCommand(t, "keys", "revoke", "-db", db, "1"); err != nil || out != "key 1 was already revoked\n" {
+		t.Errorf("revoke again: %q, %v; want the news that it was already revoked, and success", out, err)
+	}
 
 	out, _, err := runCommand(t, "keys", "list", "-db", db)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -229,6 +231,86 @@ func TestOpenAPIListsTheStatusesOfTheContract(t *testing.T) {
 	for _, status := range []string{"200", "201", "204", "304", "400", "401", "403", "404", "409", "412", "413", "415", "429", "500", "503"} {
 		if !seen[status] {
 			t.Errorf("no operation describes %s", status)
+		}
+	}
+}
+
+// A rule the server enforces is in the document too, where a generated
+// client or a fuzzer can read it: for each value, the document's pattern
+// and the server's answer agree. (JSON Schema patterns are ECMA-262; the
+// ones used here are written to mean the same in Go's regexp.)
+func TestOpenAPIPatternsAgreeWithTheServer(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Parameters map[string]struct {
+				Schema struct{ Pattern string } `json:"schema"`
+			} `json:"parameters"`
+			Schemas map[string]struct {
+				Properties map[string]struct{ Pattern string } `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	fields := doc.Components.Schemas["TutorialFields"].Properties
+	tests := []struct {
+		name    string
+		pattern string
+		values  []string
+		// accepted sends value and reports whether the server took it.
+		accepted func(ts *testServer, value string) bool
+	}{
+		{"q", doc.Components.Parameters["Q"].Schema.Pattern,
+			[]string{"", "  ", "go", "é", "42", "***", "-", "🙂", "c++"},
+			func(ts *testServer, v string) bool {
+				return ts.request(t, "GET", "/api/v1/tutorials?q="+url.QueryEscape(v), ts.readKey, "").status == http.StatusOK
+			}},
+		{"title", fields["title"].Pattern,
+			[]string{"Go", " Go ", "\t", " ", "\u00a0x", "\u00a0", "\u2003", "\v", "\u0085"},
+			func(ts *testServer, v string) bool {
+				body := mustJSON(t, map[string]any{"title": v, "slug": "s"})
+				resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, body)
+				ts.request(t, "DELETE", "/api/v1/tutorials/s", ts.writeKey, "")
+				return resp.status == http.StatusCreated
+			}},
+		{"category", fields["category"].Pattern,
+			[]string{"go", " go", "\t", "  ", "\u3000"},
+			func(ts *testServer, v string) bool {
+				body := mustJSON(t, map[string]any{"title": "T", "slug": "s", "category": v})
+				resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, body)
+				ts.request(t, "DELETE", "/api/v1/tutorials/s", ts.writeKey, "")
+				return resp.status == http.StatusCreated
+			}},
+	}
+	ts := newTestServer(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.pattern == "" {
+				t.Fatalf("openapi.json gives %s no pattern", tt.name)
+			}
+			re := regexp.MustCompile(tt.pattern)
+			for _, v := range tt.values {
+				if doc, server := re.MatchString(v), tt.accepted(ts, v); doc != server {
+					t.Errorf("%s %q: the document's pattern says %v, the server %v", tt.name, v, doc, server)
+				}
+			}
+		})
+	}
+}
+
+// The document's own description says how it is served: in the envelope,
+// like every other answer (it once said otherwise).
+func TestOpenAPIDescriptionNamesTheRealExceptions(t *testing.T) {
+	var doc struct {
+		Info struct{ Description string } `json:"info"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"this document is served in the envelope too", "`400`", "`431`"} {
+		if !strings.Contains(doc.Info.Description, want) {
+			t.Errorf("info.description does not say %q:\n%s", want, doc.Info.Description)
 		}
 	}
 }

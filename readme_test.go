@@ -46,3 +46,16 @@ func TestReadmeCurlExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeHoldsNoFiguresThatRot keeps out of the README what changes with
+// every commit and no test keeps true: a binary's size in bytes. Such
+// figures belong in BENCHMARKS.md, with their date.
+func TestReadmeHoldsNoFiguresThatRot(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sizes := regexp.MustCompile(`\d{1,3}(,\d{3}){2,} bytes`).FindAll(readme, -1); len(sizes) > 0 {
+		t.Errorf("README.md gives sizes in bytes, which rot with every commit: %q", sizes)
+	}
+}

@@ -452,11 +452,18 @@ func (s *sqliteStore) HasActiveKey(ctx context.Context) (bool, error) {
 
 func (s *sqliteStore) RevokeKey(ctx context.Context, id int64) error {
 	return s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET active = 0 WHERE id = ?`, id)
-		if err != nil {
+		var active bool
+		err := tx.QueryRowContext(ctx, `SELECT active FROM api_keys WHERE id = ?`, id).Scan(&active)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
 			return err
+		case !active:
+			return ErrAlreadyRevoked
 		}
-		return requireOneRow(res)
+		_, err = tx.ExecContext(ctx, `UPDATE api_keys SET active = 0 WHERE id = ?`, id)
+		return err
 	})
 }
 

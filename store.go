@@ -19,6 +19,9 @@ import (
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrSlugTaken = errors.New("slug already exists")
+	// ErrAlreadyRevoked is a key revoked a second time: no harm done, but
+	// the person revoking it should know it was not in use.
+	ErrAlreadyRevoked = errors.New("key already revoked")
 	// ErrBackupExists is a backup that would overwrite a file the caller
 	// did not say it may replace.
 	ErrBackupExists = errors.New("backup file already exists")
@@ -55,8 +58,9 @@ type Store interface {
 	APIKeys(ctx context.Context) ([]APIKey, error)
 	// HasActiveKey reports whether any key can still be used.
 	HasActiveKey(ctx context.Context) (bool, error)
-	// RevokeKey deactivates a key, or returns ErrNotFound. Its row stays,
-	// so that the listing still explains where a key went.
+	// RevokeKey deactivates a key, or returns ErrNotFound, or
+	// ErrAlreadyRevoked. Its row stays, so that the listing still explains
+	// where a key went.
 	RevokeKey(ctx context.Context, id int64) error
 	// SaveLastUsed records when each key was last seen. A time never moves
 	// backwards, in case another process saw the key later.
