@@ -39,6 +39,21 @@ func (e Difficulty) Valid() bool {
 	}
 }
 
+// Defines values for HealthEnvelopeDataStatus.
+const (
+	Ok HealthEnvelopeDataStatus = "ok"
+)
+
+// Valid indicates whether the value is a known member of the HealthEnvelopeDataStatus enum.
+func (e HealthEnvelopeDataStatus) Valid() bool {
+	switch e {
+	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Sort.
 const (
 	SortMinusPublishedAt Sort = "-published_at"
@@ -104,13 +119,16 @@ type ErrorEnvelope struct {
 // HealthEnvelope defines model for HealthEnvelope.
 type HealthEnvelope struct {
 	Data struct {
-		Status interface{} `json:"status"`
+		Status HealthEnvelopeDataStatus `json:"status"`
 	} `json:"data"`
 	Error nullable.Nullable[any] `json:"error"`
 
 	// Status The HTTP status.
 	Status int `json:"status"`
 }
+
+// HealthEnvelopeDataStatus defines model for HealthEnvelope.Data.Status.
+type HealthEnvelopeDataStatus string
 
 // OpenAPIEnvelope defines model for OpenAPIEnvelope.
 type OpenAPIEnvelope struct {
@@ -171,6 +189,7 @@ type TutorialEnvelope struct {
 
 // TutorialFields The fields a client may write. `id`, `created_at`, `updated_at` and unknown fields are refused with 400. Title and category are trimmed of spaces.
 type TutorialFields struct {
+	// Category Trimmed of white space (Unicode's); must hold a character that is not white space.
 	Category      *string                `json:"category,omitempty"`
 	Content       *string                `json:"content,omitempty"`
 	Difficulty    *Difficulty            `json:"difficulty,omitempty"`
@@ -180,7 +199,9 @@ type TutorialFields struct {
 	// PublishedAt Any RFC 3339 time; stored in UTC, whole seconds. Default: the time of creation.
 	PublishedAt *time.Time `json:"published_at,omitempty"`
 	Slug        *string    `json:"slug,omitempty"`
-	Title       *string    `json:"title,omitempty"`
+
+	// Title Trimmed of white space (Unicode's); must hold a character that is not white space.
+	Title *string `json:"title,omitempty"`
 }
 
 // TutorialPage defines model for TutorialPage.
@@ -233,6 +254,7 @@ type TutorialSummary struct {
 
 // TutorialWhole A whole tutorial to create or replace: title and slug required, defaults for the rest.
 type TutorialWhole struct {
+	// Category Trimmed of white space (Unicode's); must hold a character that is not white space.
 	Category      *string                `json:"category,omitempty"`
 	Content       *string                `json:"content,omitempty"`
 	Difficulty    *Difficulty            `json:"difficulty,omitempty"`
@@ -242,7 +264,9 @@ type TutorialWhole struct {
 	// PublishedAt Any RFC 3339 time; stored in UTC, whole seconds. Default: the time of creation.
 	PublishedAt *time.Time `json:"published_at,omitempty"`
 	Slug        string     `json:"slug"`
-	Title       string     `json:"title"`
+
+	// Title Trimmed of white space (Unicode's); must hold a character that is not white space.
+	Title string `json:"title"`
 }
 
 // Category defines model for Category.
