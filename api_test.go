@@ -99,10 +99,10 @@ func newTestDatabase(t *testing.T) *testServer {
 	t.Cleanup(func() { store.Close() })
 
 	ts := &testServer{store: store, dbPath: dbPath, usage: newKeyUsage(), logs: &syncBuffer{}, clock: newFakeClock(t)}
-	if ts.writeKey, _, err = issueKey(ctx, store, "writer", scopeWrite, ts.clock.now()); err != nil {
+	if ts.writeKey, _, err = issueKey(ctx, store, APIKey{Name: "writer", Scope: scopeWrite, CreatedAt: ts.clock.now()}); err != nil {
 		t.Fatal(err)
 	}
-	if ts.readKey, _, err = issueKey(ctx, store, "reader", scopeRead, ts.clock.now()); err != nil {
+	if ts.readKey, _, err = issueKey(ctx, store, APIKey{Name: "reader", Scope: scopeRead, CreatedAt: ts.clock.now()}); err != nil {
 		t.Fatal(err)
 	}
 	return ts
@@ -901,7 +901,7 @@ func TestDeleteTutorial(t *testing.T) {
 func TestAuthentication(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
-	revoked, rec, err := issueKey(context.Background(), ts.store, "old", scopeWrite, ts.clock.now())
+	revoked, rec, err := issueKey(context.Background(), ts.store, APIKey{Name: "old", Scope: scopeWrite, CreatedAt: ts.clock.now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -994,7 +994,7 @@ func TestAuthentication(t *testing.T) {
 
 func TestRevokedKeyIsRefusedOnTheNextRequest(t *testing.T) {
 	ts := newTestServer(t)
-	key, rec, err := issueKey(context.Background(), ts.store, "soon revoked", scopeWrite, ts.clock.now())
+	key, rec, err := issueKey(context.Background(), ts.store, APIKey{Name: "soon revoked", Scope: scopeWrite, CreatedAt: ts.clock.now()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,11 +68,13 @@ func wellFormedKey(s string) bool {
 	return true
 }
 
-// issueKey makes a key, records it in store as created at now and returns
-// the key itself, the only time it exists outside the client's hands.
-func issueKey(ctx context.Context, store Store, name, scope string, now time.Time) (string, APIKey, error) {
+// issueKey makes a key with the name, scope, limit and creation time of
+// rec, records it in store, and returns the key itself, the only time it
+// exists outside the client's hands.
+func issueKey(ctx context.Context, store Store, rec APIKey) (string, APIKey, error) {
 	key := newKey()
-	rec, err := store.CreateKey(ctx, name, scope, key[:keyShownLen], hashKey(key), now)
+	rec.Prefix = key[:keyShownLen]
+	rec, err := store.CreateKey(ctx, rec, hashKey(key))
 	return key, rec, err
 }
 
@@ -109,10 +111,12 @@ type authenticator struct {
 	usage *keyUsage
 	now   func() time.Time // the server's clock: see newServer
 
-	// perKey limits the requests of each key; failures limits the failed
-	// authentications of each client address. Both are nil when rate
-	// limiting is off (-rate 0).
+	// perKey limits the requests of each key, by its own limit or else
+	// limit, the server's -rate and -burst (keyLimit says which);
+	// failures limits the failed authentications of each client address,
+	// by limit, and is nil when that is off (-rate 0).
 	perKey     *limiter
+	limit      KeyLimit
 	failures   *limiter
 	trustProxy bool // take the client address from X-Forwarded-For
 
@@ -121,12 +125,12 @@ type authenticator struct {
 }
 
 func newAuthenticator(cfg config, store Store, usage *keyUsage, now func() time.Time) *authenticator {
-	a := &authenticator{store: store, usage: usage, now: now, trustProxy: cfg.trustProxy}
+	a := &authenticator{store: store, usage: usage, now: now, trustProxy: cfg.trustProxy,
+		perKey: newLimiter(now), limit: KeyLimit{Rate: cfg.rate, Burst: cfg.burst}}
 	if cfg.rate > 0 {
-		a.perKey = newLimiter(cfg.rate, cfg.burst, now)
 		// A client gets as many wrong keys as a key gets requests: enough for
 		// a typo, and far too few to guess a key of 256 random bits.
-		a.failures = newLimiter(cfg.rate, cfg.burst, now)
+		a.failures = newLimiter(now)
 	}
 	return a
 }
@@ -150,7 +154,7 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 		var addr string // the client's, needed only to count its failures
 		if a.failures != nil {
 			addr = a.clientAddr(r)
-			if st := a.failures.check(addr); !st.allowed {
+			if st := a.failures.check(addr, a.limit); !st.allowed {
 				writeRateLimited(w, r, st)
 				return
 			}
@@ -177,9 +181,9 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 		requestInfoFrom(r.Context()).keyID = key.ID
 		a.usage.touch(key.ID, a.now())
 
-		if a.perKey != nil {
-			st := a.perKey.take(strconv.FormatInt(key.ID, 10))
-			a.perKey.setHeaders(w.Header(), st)
+		if limit := a.keyLimit(key); limit.Rate > 0 {
+			st := a.perKey.take(strconv.FormatInt(key.ID, 10), limit)
+			setLimitHeaders(w.Header(), st)
 			if !st.allowed {
 				writeRateLimited(w, r, st)
 				return
@@ -194,10 +198,20 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 	})
 }
 
+// keyLimit is the rate limit of key: its own if it has one, else the
+// server's. A key's own limit counts even when the server's is off: the
+// operator set it for that key. A Rate of 0 is no limit.
+func (a *authenticator) keyLimit(key APIKey) KeyLimit {
+	if key.Limit != nil {
+		return *key.Limit
+	}
+	return a.limit
+}
+
 // failed counts a failed authentication against the client address addr.
 func (a *authenticator) failed(addr string) {
 	if a.failures != nil {
-		a.failures.take(addr)
+		a.failures.take(addr, a.limit)
 	}
 }
 
@@ -354,14 +368,14 @@ const (
 )
 
 // limiter is a set of token buckets, one per client: a key, or an address.
-// Each holds up to burst requests and refills at rate per second. Buckets are
+// Each holds up to Burst requests and refills at Rate per second, as the
+// caller's KeyLimit says; a bucket whose limit changes (a key given its own)
+// keeps its tokens and takes the new limit from that moment. Buckets are
 // made on first use and dropped once idle, so the memory a limiter holds is
 // bounded by the clients of the last ten minutes, not by every client since
 // the server started.
 type limiter struct {
-	rate  rate.Limit
-	burst int
-	now   func() time.Time
+	now func() time.Time
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
@@ -373,53 +387,57 @@ type bucket struct {
 	lastUsed time.Time
 }
 
-func newLimiter(perSecond float64, burst int, now func() time.Time) *limiter {
-	return &limiter{rate: rate.Limit(perSecond), burst: burst, now: now,
-		buckets: make(map[string]*bucket), lastSweep: now()}
+func newLimiter(now func() time.Time) *limiter {
+	return &limiter{now: now, buckets: make(map[string]*bucket), lastSweep: now()}
 }
 
 // limitState is what a bucket says about one request, and what the
 // RateLimit headers tell the client.
 type limitState struct {
 	allowed    bool
+	limit      KeyLimit      // the bucket's
 	remaining  int           // whole requests the client may make now
 	untilFull  time.Duration // until the bucket holds a full burst again
 	retryAfter time.Duration // until a request is allowed again; 0 if allowed
 }
 
-// take spends one request from id's bucket, if it holds one.
-func (l *limiter) take(id string) limitState {
+// take spends one request from id's bucket, which has limit, if it holds
+// one.
+func (l *limiter) take(id string, limit KeyLimit) limitState {
 	now := l.now()
-	b := l.bucket(id, now, true)
-	return l.state(b, now, b.AllowN(now, 1))
+	b := l.bucket(id, limit, now, true)
+	return state(b, limit, now, b.AllowN(now, 1))
 }
 
 // check reports whether id's bucket holds a request, without spending it or
 // making a bucket for a client that has none.
-func (l *limiter) check(id string) limitState {
+func (l *limiter) check(id string, limit KeyLimit) limitState {
 	now := l.now()
-	b := l.bucket(id, now, false)
+	b := l.bucket(id, limit, now, false)
 	if b == nil {
-		return limitState{allowed: true, remaining: l.burst}
+		return limitState{allowed: true, limit: limit, remaining: limit.Burst}
 	}
-	return l.state(b, now, b.TokensAt(now) >= 1)
+	return state(b, limit, now, b.TokensAt(now) >= 1)
 }
 
-// bucket returns id's bucket, made if create is set, and now and then drops
-// the idle ones.
-func (l *limiter) bucket(id string, now time.Time, create bool) *rate.Limiter {
+// bucket returns id's bucket with limit, made if create is set, and now and
+// then drops the idle ones.
+func (l *limiter) bucket(id string, limit KeyLimit, now time.Time, create bool) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.lastSweep) >= sweepEvery {
 		l.sweep(now)
 	}
 	b := l.buckets[id]
-	if b == nil {
-		if !create {
-			return nil
-		}
-		b = &bucket{tokens: rate.NewLimiter(l.rate, l.burst)}
+	switch {
+	case b == nil && !create:
+		return nil
+	case b == nil:
+		b = &bucket{tokens: rate.NewLimiter(rate.Limit(limit.Rate), limit.Burst)}
 		l.buckets[id] = b
+	case b.tokens.Limit() != rate.Limit(limit.Rate) || b.tokens.Burst() != limit.Burst:
+		b.tokens.SetLimitAt(now, rate.Limit(limit.Rate))
+		b.tokens.SetBurstAt(now, limit.Burst)
 	}
 	b.lastUsed = now
 	return b.tokens
@@ -429,36 +447,38 @@ func (l *limiter) bucket(id string, now time.Time, create bool) *rate.Limiter {
 // It holds l.mu; once a minute, a pass over the map is cheap.
 func (l *limiter) sweep(now time.Time) {
 	for id, b := range l.buckets {
-		if now.Sub(b.lastUsed) >= bucketIdle && b.tokens.TokensAt(now) >= float64(l.burst) {
+		if now.Sub(b.lastUsed) >= bucketIdle && b.tokens.TokensAt(now) >= float64(b.tokens.Burst()) {
 			delete(l.buckets, id)
 		}
 	}
 	l.lastSweep = now
 }
 
-func (l *limiter) state(b *rate.Limiter, now time.Time, allowed bool) limitState {
+func state(b *rate.Limiter, limit KeyLimit, now time.Time, allowed bool) limitState {
 	tokens := b.TokensAt(now)
-	st := limitState{allowed: allowed, remaining: max(0, int(tokens)), untilFull: l.refill(float64(l.burst) - tokens)}
+	st := limitState{allowed: allowed, limit: limit, remaining: max(0, int(tokens)),
+		untilFull: refill(limit, float64(limit.Burst)-tokens)}
 	if !allowed {
-		st.retryAfter = l.refill(1 - tokens)
+		st.retryAfter = refill(limit, 1-tokens)
 	}
 	return st
 }
 
-// refill is how long a bucket takes to gain n requests.
-func (l *limiter) refill(n float64) time.Duration {
+// refill is how long a bucket with limit takes to gain n requests.
+func refill(limit KeyLimit, n float64) time.Duration {
 	if n <= 0 {
 		return 0
 	}
-	return time.Duration(math.Ceil(n / float64(l.rate) * float64(time.Second)))
+	return time.Duration(math.Ceil(n / limit.Rate * float64(time.Second)))
 }
 
-// setHeaders writes the RateLimit-Policy and RateLimit headers of the IETF
-// httpapi draft (draft-ietf-httpapi-ratelimit-headers): the policy (a burst
-// of q requests, refilled in w seconds) and the state of the client's bucket
-// (r requests left, full again in t seconds).
-func (l *limiter) setHeaders(h http.Header, st limitState) {
-	h.Set("RateLimit-Policy", fmt.Sprintf(`"key";q=%d;w=%d`, l.burst, wholeSeconds(l.refill(float64(l.burst)))))
+// setLimitHeaders writes the RateLimit-Policy and RateLimit headers of the
+// IETF httpapi draft (draft-ietf-httpapi-ratelimit-headers): the policy (a
+// burst of q requests, refilled in w seconds) and the state of the client's
+// bucket (r requests left, full again in t seconds).
+func setLimitHeaders(h http.Header, st limitState) {
+	q := st.limit.Burst
+	h.Set("RateLimit-Policy", fmt.Sprintf(`"key";q=%d;w=%d`, q, wholeSeconds(refill(st.limit, float64(q)))))
 	h.Set("RateLimit", fmt.Sprintf(`"key";r=%d;t=%d`, st.remaining, wholeSeconds(st.untilFull)))
 }
 

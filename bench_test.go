@@ -43,7 +43,7 @@ func newBenchServer(b *testing.B) *benchServer {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	key, _, err := issueKey(ctx, store, "bench", scopeWrite, time.Now())
+	key, _, err := issueKey(ctx, store, APIKey{Name: "bench", Scope: scopeWrite, CreatedAt: time.Now()})
 	if err != nil {
 		b.Fatal(err)
 	}

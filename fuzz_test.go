@@ -58,7 +58,7 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	for _, k := range []struct{ key, scope string }{
 		{fuzzWriteKey, scopeWrite}, {fuzzReadKey, scopeRead}, {fuzzRevokedKey, scopeWrite},
 	} {
-		rec, err := store.CreateKey(ctx, "fuzz", k.scope, k.key[:keyShownLen], hashKey(k.key), time.Now())
+		rec, err := store.CreateKey(ctx, APIKey{Name: "fuzz", Scope: k.scope, Prefix: k.key[:keyShownLen], CreatedAt: time.Now()}, hashKey(k.key))
 		if err != nil {
 			f.Fatal(err)
 		}

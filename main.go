@@ -2,7 +2,8 @@
 // guarded by API keys, on one SQLite file.
 //
 //	tutorials [serve] [flags]                 run the server (the default)
-//	tutorials keys create -name NAME [-scope read|write]
+//	tutorials keys create -name NAME [-scope read|write] [-rate R -burst B]
+//	tutorials keys set-limit ID (-rate R -burst B | -rate 0 | -default)
 //	tutorials keys list
 //	tutorials keys revoke ID
 //	tutorials backup [-force] FILE
@@ -94,9 +95,10 @@ func usagef(format string, args ...any) error {
 const usageText = `usage:
   tutorials [serve] [-addr ADDR] [-db FILE] [-rate N] [-burst N] [-log-format text|json]
                     [-cors-origins ORIGIN,...] [-trust-proxy]
-  tutorials keys create -name NAME [-scope read|write] [-db FILE]
+  tutorials keys create -name NAME [-scope read|write] [-rate R -burst B] [-db FILE]
+  tutorials keys set-limit ID (-rate R -burst B | -rate 0 | -default) [-db FILE]
   tutorials keys list [-db FILE]
-  tutorials keys revoke [-db FILE] ID
+  tutorials keys revoke ID [-db FILE]
   tutorials backup [-db FILE] [-force] FILE
   tutorials version
 `
@@ -124,17 +126,19 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return runServe(ctx, args, getenv, stderr)
 	case "keys":
 		if len(args) == 0 {
-			return usagef("keys needs a subcommand: create, list or revoke")
+			return usagef("keys needs a subcommand: create, set-limit, list or revoke")
 		}
 		switch sub, args := args[0], args[1:]; sub {
 		case "create":
 			return runKeysCreate(ctx, args, getenv, stdout)
+		case "set-limit":
+			return runKeysSetLimit(ctx, args, getenv, stdout)
 		case "list":
 			return runKeysList(ctx, args, getenv, stdout)
 		case "revoke":
 			return runKeysRevoke(ctx, args, getenv, stdout)
 		default:
-			return usagef("unknown keys subcommand %q: want create, list or revoke", sub)
+			return usagef("unknown keys subcommand %q: want create, set-limit, list or revoke", sub)
 		}
 	case "backup":
 		return runBackup(ctx, args, getenv, stdout)
@@ -504,7 +508,7 @@ func bootstrapKey(ctx context.Context, store Store, stderr io.Writer) error {
 	if err != nil || ok {
 		return err
 	}
-	key, _, err := issueKey(ctx, store, "default", scopeWrite, time.Now())
+	key, _, err := issueKey(ctx, store, APIKey{Name: "default", Scope: scopeWrite, CreatedAt: time.Now()})
 	if err != nil {
 		return fmt.Errorf("create the first key: %w", err)
 	}
@@ -520,6 +524,7 @@ func runKeysCreate(ctx context.Context, args []string, getenv func(string) strin
 	db := dbFlag(fs, getenv)
 	name := fs.String("name", "", "who or what the key is for")
 	scope := fs.String("scope", scopeWrite, "read or write")
+	limitFlags := addKeyLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -531,12 +536,16 @@ func runKeysCreate(ctx context.Context, args []string, getenv func(string) strin
 	case *scope != scopeRead && *scope != scopeWrite:
 		return usagef("-scope must be read or write, not %q", *scope)
 	}
+	limit, err := limitFlags.limit(fs)
+	if err != nil {
+		return err
+	}
 	store, err := OpenStore(ctx, *db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	key, _, err := issueKey(ctx, store, strings.TrimSpace(*name), *scope, time.Now())
+	key, _, err := issueKey(ctx, store, APIKey{Name: strings.TrimSpace(*name), Scope: *scope, Limit: limit, CreatedAt: time.Now()})
 	if err != nil {
 		return err
 	}
@@ -564,7 +573,7 @@ func runKeysList(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPE\tACTIVE\tCREATED\tLAST USED")
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPE\tLIMITS\tACTIVE\tCREATED\tLAST USED")
 	for _, k := range keys {
 		lastUsed := "never"
 		if !k.LastUsedAt.IsZero() {
@@ -574,8 +583,8 @@ func runKeysList(ctx context.Context, args []string, getenv func(string) string,
 		if !k.Active {
 			active = "no"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			k.ID, k.Name, k.Prefix, k.Scope, active, formatTime(k.CreatedAt), lastUsed)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			k.ID, k.Name, k.Prefix, k.Scope, describeLimit(k.Limit), active, formatTime(k.CreatedAt), lastUsed)
 	}
 	return tw.Flush()
 }
@@ -583,15 +592,9 @@ func runKeysList(ctx context.Context, args []string, getenv func(string) string,
 func runKeysRevoke(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("keys revoke")
 	db := dbFlag(fs, getenv)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("keys revoke takes one key id (see tutorials keys list), after its flags")
-	}
-	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	id, err := parseKeyID(fs, args)
 	if err != nil {
-		return usagef("keys revoke: %q is not a key id", fs.Arg(0))
+		return err
 	}
 	store, err := OpenStore(ctx, *db)
 	if err != nil {
@@ -610,6 +613,113 @@ func runKeysRevoke(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintf(stdout, "revoked key %d\n", id)
 	}
 	return nil
+}
+
+func runKeysSetLimit(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("keys set-limit")
+	db := dbFlag(fs, getenv)
+	limitFlags := addKeyLimitFlags(fs)
+	toDefault := fs.Bool("default", false, "follow the server's -rate and -burst again")
+	id, err := parseKeyID(fs, args)
+	if err != nil {
+		return err
+	}
+	limit, err := limitFlags.limit(fs)
+	switch {
+	case err != nil:
+		return err
+	case *toDefault && limit != nil:
+		return usagef("keys set-limit: -default takes no -rate or -burst")
+	case !*toDefault && limit == nil:
+		return usagef("keys set-limit needs -rate R -burst B, -rate 0 (no limit) or -default")
+	}
+	store, err := OpenStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.SetKeyLimit(ctx, id, limit); errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("no key with id %d", id)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "key %d: %s, from its next request\n", id, describeLimit(limit))
+	return nil
+}
+
+// parseKeyID parses the flags of a command that takes one key id, before
+// or after its flags ("keys revoke 2 -db FILE" or "keys revoke -db FILE 2").
+func parseKeyID(fs *flag.FlagSet, args []string) (int64, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return 0, err
+	}
+	if fs.NArg() > 0 {
+		rest := fs.Args()
+		if err := parseFlags(fs, rest[1:]); err != nil {
+			return 0, err
+		}
+		args = append([]string{rest[0]}, fs.Args()...)
+	} else {
+		args = nil
+	}
+	if len(args) != 1 {
+		return 0, usagef("%s takes one key id (see tutorials keys list)", fs.Name())
+	}
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil {
+		return 0, usagef("%s: %q is not a key id", fs.Name(), args[0])
+	}
+	return id, nil
+}
+
+// keyLimitFlags are -rate and -burst of the keys commands, which give a key
+// its own rate limit.
+type keyLimitFlags struct {
+	rate  float64
+	burst int
+}
+
+func addKeyLimitFlags(fs *flag.FlagSet) *keyLimitFlags {
+	f := &keyLimitFlags{}
+	fs.Float64Var(&f.rate, "rate", 0, "the key's own requests per second; 0 for no limit")
+	fs.IntVar(&f.burst, "burst", 0, "the key's own burst: requests it may make at once")
+	return f
+}
+
+// limit returns the limit the flags give, or nil when neither was given.
+// The two go together, but for -rate 0, no limit, which has no burst.
+func (f *keyLimitFlags) limit(fs *flag.FlagSet) (*KeyLimit, error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	switch {
+	case !set["rate"] && !set["burst"]:
+		return nil, nil
+	case !set["rate"]:
+		return nil, usagef("-burst needs -rate")
+	case !(f.rate >= 0) || math.IsInf(f.rate, 1): // NaN fails every comparison
+		return nil, usagef("-rate must be a number, 0 or more")
+	case f.rate == 0 && set["burst"]:
+		return nil, usagef("-rate 0 is no limit, and takes no -burst")
+	case f.rate == 0:
+		return &KeyLimit{}, nil
+	case !set["burst"]:
+		return nil, usagef("-rate needs -burst, the requests a key may make at once")
+	case f.burst < 1:
+		return nil, usagef("-burst must be at least 1")
+	}
+	return &KeyLimit{Rate: f.rate, Burst: f.burst}, nil
+}
+
+// describeLimit says what a key's own limit is, for people.
+func describeLimit(l *KeyLimit) string {
+	switch {
+	case l == nil:
+		return "server default"
+	case l.Rate == 0:
+		return "no limit"
+	default:
+		return fmt.Sprintf("%s/s burst %d", strconv.FormatFloat(l.Rate, 'g', -1, 64), l.Burst)
+	}
 }
 
 // ---- backup ----

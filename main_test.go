@@ -79,7 +79,11 @@ func TestKeysListAndRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "dashboard", "-scope", "read")
+	readKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "dashboard", "-scope", "read", "-rate", "2.5", "-burst", "5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "seeder", "-rate", "0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +112,10 @@ func TestKeysListAndRevoke(t *testing.T) {
 		got = append(got, fields)
 	}
 	want := [][]string{
-		{"ID", "NAME", "PREFIX", "SCOPE", "ACTIVE", "CREATED", "LAST USED"},
-		{"1", "ci bot", writeKey[:12], "write", "no", "<time>", "never"},
-		{"2", "dashboard", readKey[:12], "read", "yes", "<time>", "never"},
+		{"ID", "NAME", "PREFIX", "SCOPE", "LIMITS", "ACTIVE", "CREATED", "LAST USED"},
+		{"1", "ci bot", writeKey[:12], "write", "server default", "no", "<time>", "never"},
+		{"2", "dashboard", readKey[:12], "read", "2.5/s burst 5", "yes", "<time>", "never"},
+		{"3", "seeder", seedKey[:12], "write", "no limit", "yes", "<time>", "never"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("keys list (-want +got):\n%s\n%s", diff, out)
@@ -129,13 +134,23 @@ func TestUsageErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"frobnicate"}, `unknown command "frobnicate" (try tutorials help)`},
-		{[]string{"keys"}, "keys needs a subcommand: create, list or revoke"},
-		{[]string{"keys", "delete"}, `unknown keys subcommand "delete": want create, list or revoke`},
+		{[]string{"keys"}, "keys needs a subcommand: create, set-limit, list or revoke"},
+		{[]string{"keys", "delete"}, `unknown keys subcommand "delete": want create, set-limit, list or revoke`},
 		{[]string{"keys", "create", "-db", db}, "keys create needs -name"},
 		{[]string{"keys", "create", "-db", db, "-name", "x", "-scope", "admin"}, `-scope must be read or write, not "admin"`},
 		{[]string{"keys", "create", "-db", db, "-bogus"}, "keys create: flag provided but not defined: -bogus"},
-		{[]string{"keys", "revoke", "-db", db}, "keys revoke takes one key id (see tutorials keys list), after its flags"},
+		{[]string{"keys", "create", "-db", db, "-name", "x", "-rate", "5"}, "-rate needs -burst, the requests a key may make at once"},
+		{[]string{"keys", "create", "-db", db, "-name", "x", "-burst", "5"}, "-burst needs -rate"},
+		{[]string{"keys", "create", "-db", db, "-name", "x", "-rate", "-1", "-burst", "5"}, "-rate must be a number, 0 or more"},
+		{[]string{"keys", "create", "-db", db, "-name", "x", "-rate", "5", "-burst", "0"}, "-burst must be at least 1"},
+		{[]string{"keys", "create", "-db", db, "-name", "x", "-rate", "0", "-burst", "5"}, "-rate 0 is no limit, and takes no -burst"},
+		{[]string{"keys", "revoke", "-db", db}, "keys revoke takes one key id (see tutorials keys list)"},
 		{[]string{"keys", "revoke", "-db", db, "abc"}, `keys revoke: "abc" is not a key id`},
+		{[]string{"keys", "revoke", "1", "2", "-db", db}, "keys revoke takes one key id (see tutorials keys list)"},
+		{[]string{"keys", "set-limit", "-db", db, "-rate", "1", "-burst", "1"}, "keys set-limit takes one key id (see tutorials keys list)"},
+		{[]string{"keys", "set-limit", "1", "-db", db}, "keys set-limit needs -rate R -burst B, -rate 0 (no limit) or -default"},
+		{[]string{"keys", "set-limit", "1", "-db", db, "-default", "-rate", "0"}, "keys set-limit: -default takes no -rate or -burst"},
+		{[]string{"keys", "set-limit", "1", "-db", db, "-rate", "2"}, "-rate needs -burst, the requests a key may make at once"},
 		{[]string{"keys", "list", "-db", db, "extra"}, `keys list takes no arguments, got "extra"`},
 		{[]string{"serve", "-log-format", "xml"}, `-log-format must be text or json, not "xml"`},
 		{[]string{"-rate", "-1"}, "-rate must be a number, 0 or more"},

@@ -98,7 +98,7 @@ func TestKeyCacheServesOnlyItsOwnVersion(t *testing.T) {
 
 func TestCachedKeyIsRefusedOnceRevokedElsewhere(t *testing.T) {
 	ts := newTestServer(t)
-	key, rec, err := issueKey(context.Background(), ts.store, "cached", scopeRead, ts.clock.now())
+	key, rec, err := issueKey(context.Background(), ts.store, APIKey{Name: "cached", Scope: scopeRead, CreatedAt: ts.clock.now()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -127,24 +128,24 @@ func TestRetryAfterIsNeverEarly(t *testing.T) {
 		for _, fraction := range []float64{0, 0.123, 0.5, 0.999} {
 			t.Run(fmt.Sprintf("rate %v, %v of a refill later", perSecond, fraction), func(t *testing.T) {
 				clock := newFakeClock(t)
-				l := newLimiter(perSecond, 1, clock.now)
-				l.take("k")
+				l, limit := newLimiter(clock.now), KeyLimit{Rate: perSecond, Burst: 1}
+				l.take("k", limit)
 				clock.advance(time.Duration(fraction * float64(refill)))
-				st := l.take("k")
+				st := l.take("k", limit)
 				if st.allowed {
 					t.Fatal("allowed before the bucket refilled")
 				}
 				retry := time.Duration(max(1, wholeSeconds(st.retryAfter))) * time.Second
 				if retry > time.Second {
 					clock.advance(retry - time.Second)
-					if l.check("k").allowed {
+					if l.check("k", limit).allowed {
 						t.Errorf("Retry-After %v is padded: a second sooner is already allowed", retry)
 					}
 					clock.advance(time.Second)
 				} else {
 					clock.advance(retry)
 				}
-				if st := l.take("k"); !st.allowed {
+				if st := l.take("k", limit); !st.allowed {
 					t.Errorf("Retry-After %v is too early: still refused, next in %v", retry, st.retryAfter)
 				}
 			})
@@ -302,16 +303,16 @@ func TestBucketsThatAreNotFullAreKept(t *testing.T) {
 	// One request an hour, a burst of 2: a bucket emptied needs two hours to
 	// fill. Dropping it after ten idle minutes would hand back a full one.
 	clock := newFakeClock(t)
-	l := newLimiter(1.0/3600, 2, clock.now)
-	l.take("slow")
-	l.take("slow")
+	l, limit := newLimiter(clock.now), KeyLimit{Rate: 1.0 / 3600, Burst: 2}
+	l.take("slow", limit)
+	l.take("slow", limit)
 	clock.advance(bucketIdle + sweepEvery)
-	l.take("other")
-	if st := l.check("slow"); st.allowed {
+	l.take("other", limit)
+	if st := l.check("slow", limit); st.allowed {
 		t.Errorf("the slow client's bucket was dropped and came back full")
 	}
 	clock.advance(2 * time.Hour)
-	l.take("other")
+	l.take("other", limit)
 	if n := buckets(l); n != 1 {
 		t.Errorf("%d buckets after two more hours, want 1", n)
 	}
@@ -398,4 +399,98 @@ func buckets(l *limiter) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buckets)
+}
+
+// A key may carry its own limit, which replaces the server's for it: it
+// applies even when the server's is off, changes from the next request when
+// "keys set-limit" runs in another process, and goes back to the server's
+// with -default.
+func TestAKeyMayCarryItsOwnLimit(t *testing.T) {
+	ts := newTestServer(t) // the server's limiting is off: testConfig has -rate 0
+	key, rec, err := issueKey(context.Background(), ts.store, APIKey{Name: "seeder", Scope: scopeWrite,
+		Limit: &KeyLimit{Rate: 1, Burst: 2}, CreatedAt: ts.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprint(rec.ID)
+	type answer struct {
+		Status  int
+		Headers limitHeaders
+	}
+	send := func(n int) []answer {
+		t.Helper()
+		var got []answer
+		for range n {
+			resp := ts.request(t, "GET", "/api/v1/tutorials", key, "")
+			got = append(got, answer{resp.status, limitHeadersOf(resp)})
+		}
+		return got
+	}
+	setLimit := func(args ...string) {
+		t.Helper()
+		if _, _, err := runCommand(t, append([]string{"keys", "set-limit", id, "-db", ts.dbPath}, args...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unlimited := answer{http.StatusOK, limitHeaders{}}
+
+	steps := []struct {
+		name string
+		do   func()
+		n    int
+		want []answer
+	}{
+		{"its own limit, with the server's off", func() {}, 3, []answer{
+			{200, limitHeaders{`"key";q=2;w=2`, `"key";r=1;t=1`, ""}},
+			{200, limitHeaders{`"key";q=2;w=2`, `"key";r=0;t=2`, ""}},
+			{429, limitHeaders{`"key";q=2;w=2`, `"key";r=0;t=2`, "1"}},
+		}},
+		{"set-limit -rate 0: no limit", func() { setLimit("-rate", "0") }, 5,
+			[]answer{unlimited, unlimited, unlimited, unlimited, unlimited}},
+		// The bucket keeps what it held: a second at the old rate refilled
+		// one request, which the new limit then spends.
+		{"set-limit -rate 10 -burst 3, a second later", func() {
+			setLimit("-rate", "10", "-burst", "3")
+			ts.clock.advance(time.Second)
+		}, 2, []answer{
+			{200, limitHeaders{`"key";q=3;w=1`, `"key";r=0;t=1`, ""}},
+			{429, limitHeaders{`"key";q=3;w=1`, `"key";r=0;t=1`, "1"}},
+		}},
+		{"and a second after that, at the new rate", func() { ts.clock.advance(time.Second) }, 4, []answer{
+			{200, limitHeaders{`"key";q=3;w=1`, `"key";r=2;t=1`, ""}},
+			{200, limitHeaders{`"key";q=3;w=1`, `"key";r=1;t=1`, ""}},
+			{200, limitHeaders{`"key";q=3;w=1`, `"key";r=0;t=1`, ""}},
+			{429, limitHeaders{`"key";q=3;w=1`, `"key";r=0;t=1`, "1"}},
+		}},
+		{"set-limit -default: the server's, which is off", func() { setLimit("-default") }, 3,
+			[]answer{unlimited, unlimited, unlimited}},
+	}
+	for _, step := range steps {
+		step.do()
+		if diff := cmp.Diff(step.want, send(step.n)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", step.name, diff)
+		}
+	}
+	// The other key never had a limit, and the server's is off.
+	if diff := cmp.Diff(limitHeaders{}, limitHeadersOf(ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, ""))); diff != "" {
+		t.Errorf("a key without a limit of its own (-want +got):\n%s", diff)
+	}
+}
+
+// A key's own "no limit" holds when the server limits every other key.
+func TestAKeyWithoutLimitIsNotLimitedByTheServer(t *testing.T) {
+	ts, _ := newLimitedServer(t, limitedConfig(t, 1, 1))
+	key, _, err := issueKey(context.Background(), ts.store, APIKey{Name: "seeder", Scope: scopeWrite,
+		Limit: &KeyLimit{}, CreatedAt: ts.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		resp := ts.request(t, "GET", "/api/v1/tutorials", key, "")
+		if resp.status != http.StatusOK || resp.header.Get("RateLimit") != "" {
+			t.Fatalf("request %d: %d with RateLimit %q, want 200 and no limit", i, resp.status, resp.header.Get("RateLimit"))
+		}
+	}
+	ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, "")
+	ts.request(t, "GET", "/api/v1/tutorials", ts.writeKey, "").wantError(t, http.StatusTooManyRequests, "Rate limit exceeded")
 }

@@ -122,3 +122,10 @@ BEGIN
     INSERT INTO tutorial_counts (category, difficulty, n) VALUES (NEW.category, NEW.difficulty, 1)
         ON CONFLICT (category, difficulty) DO UPDATE SET n = n + 1;
 END;
+
+-- migration 4: a key may carry its own rate limit
+-- NULL in both: the key follows the server's -rate and -burst. A rate of 0
+-- is no limit at all for the key (its burst is then 0, and unused). The two
+-- are set together or not at all.
+ALTER TABLE api_keys ADD COLUMN rate  REAL    CHECK (rate >= 0);
+ALTER TABLE api_keys ADD COLUMN burst INTEGER CHECK (burst >= 0 AND (rate IS NULL) = (burst IS NULL));

@@ -388,27 +388,53 @@ func requireOneRow(res sql.Result) error {
 
 // ---- API keys ----
 
-func (s *sqliteStore) CreateKey(ctx context.Context, name, scope, prefix string, hash []byte, now time.Time) (APIKey, error) {
-	const q = `INSERT INTO api_keys (name, prefix, hash, scope, created_at)
-		VALUES (?, ?, ?, ?, ?) RETURNING id`
-	k := APIKey{Name: name, Prefix: prefix, Scope: scope, Active: true, CreatedAt: now.UTC().Truncate(time.Second)}
+func (s *sqliteStore) CreateKey(ctx context.Context, k APIKey, hash []byte) (APIKey, error) {
+	const q = `INSERT INTO api_keys (name, prefix, hash, scope, rate, burst, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	k.Active, k.CreatedAt = true, k.CreatedAt.UTC().Truncate(time.Second)
+	rate, burst := limitColumns(k.Limit)
 	err := s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
-		return tx.QueryRowContext(ctx, q, name, prefix, hash, scope, formatTime(now)).Scan(&k.ID)
+		return tx.QueryRowContext(ctx, q, k.Name, k.Prefix, hash, k.Scope, rate, burst, formatTime(k.CreatedAt)).Scan(&k.ID)
 	})
 	return k, err
 }
 
+// limitColumns is a key's own limit as its two columns: both NULL when it
+// follows the server's.
+func limitColumns(l *KeyLimit) (rate, burst any) {
+	if l == nil {
+		return nil, nil
+	}
+	return l.Rate, l.Burst
+}
+
+func (s *sqliteStore) SetKeyLimit(ctx context.Context, id int64, limit *KeyLimit) error {
+	rate, burst := limitColumns(limit)
+	return s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET rate = ?, burst = ? WHERE id = ?`, rate, burst, id)
+		if err != nil {
+			return err
+		}
+		return requireOneRow(res)
+	})
+}
+
 // apiKeyColumns is the column list scanAPIKey reads.
-const apiKeyColumns = `id, name, prefix, scope, active, created_at, COALESCE(last_used_at, '')`
+const apiKeyColumns = `id, name, prefix, scope, active, rate, burst, created_at, COALESCE(last_used_at, '')`
 
 func scanAPIKey(row scanner) (APIKey, error) {
 	var k APIKey
 	var created, lastUsed string
-	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &created, &lastUsed); err != nil {
+	var rate sql.NullFloat64
+	var burst sql.NullInt64
+	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &rate, &burst, &created, &lastUsed); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return k, ErrNotFound
 		}
 		return k, err
+	}
+	if rate.Valid {
+		k.Limit = &KeyLimit{Rate: rate.Float64, Burst: int(burst.Int64)}
 	}
 	var err error
 	if k.CreatedAt, err = time.Parse(timeFormat, created); err != nil {

@@ -49,8 +49,9 @@ type Store interface {
 	// DeleteTutorial deletes the tutorial, if check allows it.
 	DeleteTutorial(ctx context.Context, slug string, check Precondition) error
 
-	// CreateKey records a new key by its hash and prefix, never the key.
-	CreateKey(ctx context.Context, name, scope, prefix string, hash []byte, now time.Time) (APIKey, error)
+	// CreateKey records a new key, k, by its hash, never the key itself,
+	// and returns the record with its id.
+	CreateKey(ctx context.Context, k APIKey, hash []byte) (APIKey, error)
 	// KeyByHash returns the key whose SHA-256 is hash, active or not, or
 	// ErrNotFound.
 	KeyByHash(ctx context.Context, hash []byte) (APIKey, error)
@@ -62,6 +63,9 @@ type Store interface {
 	// ErrAlreadyRevoked. Its row stays, so that the listing still explains
 	// where a key went.
 	RevokeKey(ctx context.Context, id int64) error
+	// SetKeyLimit gives a key its own rate limit, or, with nil, has it
+	// follow the server's again; ErrNotFound for no such key.
+	SetKeyLimit(ctx context.Context, id int64, limit *KeyLimit) error
 	// SaveLastUsed records when each key was last seen. A time never moves
 	// backwards, in case another process saw the key later.
 	SaveLastUsed(ctx context.Context, used map[int64]time.Time) error
@@ -171,8 +175,17 @@ type APIKey struct {
 	Prefix     string // the key's first characters, to tell keys apart
 	Scope      string // scopeRead or scopeWrite
 	Active     bool
+	Limit      *KeyLimit // the key's own rate limit; nil: the server's -rate and -burst
 	CreatedAt  time.Time
 	LastUsedAt time.Time // zero: never used
+}
+
+// KeyLimit is a key's own rate limit, which replaces the server's -rate and
+// -burst for that key: Rate requests a second, in bursts of up to Burst. A
+// Rate of 0 means no limit at all for the key.
+type KeyLimit struct {
+	Rate  float64
+	Burst int
 }
 
 // searchWords splits text on spaces into the words worth searching for:
