@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"tutorials/internal/validator"
 )
 
 // This file speaks HTTP: the routes, the handlers, the envelope every
@@ -516,143 +518,97 @@ const (
 // parseTutorial checks the members of a request body against the rules of
 // the contract and returns them as a TutorialInput. A whole tutorial gets the
 // defaults for fields not sent; a change keeps only what was sent. All
-// problems are reported at once, joined by "; ".
+// problems are reported at once, joined by "; ": each field's in the order
+// of writableFields, then fields that may not be sent.
 func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialInput, error) {
+	v := validator.New()
+	required := mode == wholeTutorial
 	in := TutorialInput{
 		Category:   defaultCategory,
 		Difficulty: defaultDifficulty,
 		Sent:       make(map[string]bool, len(fields)),
 	}
-	var problems []string
-	problem := func(format string, args ...any) {
-		problems = append(problems, fmt.Sprintf(format, args...))
-	}
 
-	for _, name := range writableFields {
-		raw, ok := fields[name]
-		if !ok {
-			if mode == wholeTutorial && (name == "title" || name == "slug") {
-				problem("%s is required", name)
-			}
-			continue
+	if s, sent := stringField(v, fields, "title", required); sent {
+		s = strings.TrimSpace(s)
+		v.Check(s != "", "title", "title is required")
+		v.Check(utf8.RuneCountInString(s) <= maxTitle, "title", fmt.Sprintf("title must be at most %d characters", maxTitle))
+		in.Title, in.Sent["title"] = s, true
+	}
+	if s, sent := stringField(v, fields, "slug", required); sent {
+		v.Check(strings.TrimSpace(s) != "", "slug", "slug is required")
+		v.Check(len(s) <= maxSlug, "slug", fmt.Sprintf("slug must be at most %d characters", maxSlug))
+		v.Check(slugPattern.MatchString(s), "slug", "slug must be lowercase letters and digits in words joined by single hyphens, like my-first-tutorial")
+		in.Slug, in.Sent["slug"] = s, true
+	}
+	if s, sent := stringField(v, fields, "excerpt", false); sent {
+		v.Check(utf8.RuneCountInString(s) <= maxExcerpt, "excerpt", fmt.Sprintf("excerpt must be at most %d characters", maxExcerpt))
+		in.Excerpt, in.Sent["excerpt"] = s, true
+	}
+	if s, sent := stringField(v, fields, "content", false); sent {
+		v.Check(utf8.RuneCountInString(s) <= maxContent, "content", fmt.Sprintf("content must be at most %d characters", maxContent))
+		in.Content, in.Sent["content"] = s, true
+	}
+	if s, sent := stringField(v, fields, "category", false); sent {
+		s = strings.TrimSpace(s)
+		v.Check(s != "" && utf8.RuneCountInString(s) <= maxCategory, "category", fmt.Sprintf("category must be 1 to %d characters", maxCategory))
+		in.Category, in.Sent["category"] = s, true
+	}
+	if s, sent := stringField(v, fields, "difficulty", false); sent {
+		v.Check(slices.Contains(difficulties, s), "difficulty", "difficulty must be one of "+strings.Join(difficulties, ", "))
+		in.Difficulty, in.Sent["difficulty"] = s, true
+	}
+	if raw, sent := fields["estimated_time"]; sent {
+		var minutes *int64 // null: no estimate
+		if string(raw) != "null" {
+			minutes = new(int64)
+			v.Check(json.Unmarshal(raw, minutes) == nil, "estimated_time", "estimated_time must be an integer or null")
+			v.Check(*minutes >= 0 && *minutes <= maxEstimatedTime, "estimated_time", fmt.Sprintf("estimated_time must be between 0 and %d minutes", maxEstimatedTime))
 		}
-		in.Sent[name] = true
-		switch name {
-		case "title":
-			s, ok := jsonString(raw)
-			switch s = strings.TrimSpace(s); {
-			case !ok:
-				problem("title must be a string")
-			case s == "":
-				problem("title is required")
-			case utf8.RuneCountInString(s) > maxTitle:
-				problem("title must be at most %d characters", maxTitle)
-			}
-			in.Title = s
-		case "slug":
-			s, ok := jsonString(raw)
-			switch {
-			case !ok:
-				problem("slug must be a string")
-			case strings.TrimSpace(s) == "":
-				problem("slug is required")
-			case len(s) > maxSlug:
-				problem("slug must be at most %d characters", maxSlug)
-			case !slugPattern.MatchString(s):
-				problem("slug must be lowercase letters and digits in words joined by single hyphens, like my-first-tutorial")
-			}
-			in.Slug = s
-		case "excerpt":
-			s, ok := jsonString(raw)
-			switch {
-			case !ok:
-				problem("excerpt must be a string")
-			case utf8.RuneCountInString(s) > maxExcerpt:
-				problem("excerpt must be at most %d characters", maxExcerpt)
-			}
-			in.Excerpt = s
-		case "content":
-			s, ok := jsonString(raw)
-			switch {
-			case !ok:
-				problem("content must be a string")
-			case utf8.RuneCountInString(s) > maxContent:
-				problem("content must be at most %d characters", maxContent)
-			}
-			in.Content = s
-		case "category":
-			s, ok := jsonString(raw)
-			switch s = strings.TrimSpace(s); {
-			case !ok:
-				problem("category must be a string")
-			case s == "" || utf8.RuneCountInString(s) > maxCategory:
-				problem("category must be 1 to %d characters", maxCategory)
-			}
-			in.Category = s
-		case "difficulty":
-			s, ok := jsonString(raw)
-			switch {
-			case !ok:
-				problem("difficulty must be a string")
-			case !slices.Contains(difficulties, s):
-				problem("difficulty must be one of %s", strings.Join(difficulties, ", "))
-			}
-			in.Difficulty = s
-		case "estimated_time":
-			if string(raw) == "null" {
-				in.EstimatedTime = nil
-				break
-			}
-			var n int64
-			if err := json.Unmarshal(raw, &n); err != nil {
-				problem("estimated_time must be an integer or null")
-				break
-			}
-			if n < 0 || n > maxEstimatedTime {
-				problem("estimated_time must be between 0 and %d minutes", maxEstimatedTime)
-			}
-			in.EstimatedTime = &n
-		case "published_at":
-			s, ok := jsonString(raw)
-			if !ok {
-				problem("published_at must be a string")
-				break
-			}
-			t, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				problem("published_at must be an RFC 3339 time, like 2026-11-24T21:17:33Z")
-				break
-			}
-			// An offset can carry a time of year 0000 or 9999 over the
-			// edge of the four-digit years the stored form has room for.
-			if t = t.UTC().Truncate(time.Second); t.Year() < 0 || t.Year() > 9999 {
-				problem("published_at must be between the years 0000 and 9999 in UTC")
-				break
-			}
-			in.PublishedAt = &t
-		}
+		in.EstimatedTime, in.Sent["estimated_time"] = minutes, true
+	}
+	if s, sent := stringField(v, fields, "published_at", false); sent {
+		t, err := time.Parse(time.RFC3339, s)
+		v.Check(err == nil, "published_at", "published_at must be an RFC 3339 time, like 2026-11-24T21:17:33Z")
+		// An offset can carry a time of year 0000 or 9999 over the edge of
+		// the four-digit years the stored form has room for.
+		t = t.UTC().Truncate(time.Second)
+		v.Check(t.Year() >= 0 && t.Year() <= 9999, "published_at", "published_at must be between the years 0000 and 9999 in UTC")
+		in.PublishedAt, in.Sent["published_at"] = &t, true
 	}
 
 	for _, name := range readOnlyFields {
-		if _, ok := fields[name]; ok {
-			problem("%s is read-only", name)
-		}
+		_, sent := fields[name]
+		v.Check(!sent, name, name+" is read-only")
 	}
-	var unknown []string
+	names := make([]string, 0, len(fields))
 	for name := range fields {
-		if !slices.Contains(writableFields, name) && !slices.Contains(readOnlyFields, name) {
-			unknown = append(unknown, name)
-		}
+		names = append(names, name)
 	}
-	slices.Sort(unknown) // map order is random; messages should not be
-	for _, name := range unknown {
-		problem("unknown field %q", name)
+	slices.Sort(names) // map order is random; messages should not be
+	for _, name := range names {
+		known := slices.Contains(writableFields, name) || slices.Contains(readOnlyFields, name)
+		v.Check(known, name, fmt.Sprintf("unknown field %q", name))
 	}
 
-	if len(problems) > 0 {
-		return in, &apiError{http.StatusBadRequest, strings.Join(problems, "; ")}
+	if !v.Valid() {
+		return in, &apiError{http.StatusBadRequest, v.Message()}
 	}
 	return in, nil
+}
+
+// stringField reads the member name of a body as a string, and whether it
+// was sent at all. One that is required and missing, or that is not a
+// string, is a problem of v's.
+func stringField(v *validator.Validator, fields map[string]json.RawMessage, name string, required bool) (s string, sent bool) {
+	raw, sent := fields[name]
+	v.Check(sent || !required, name, name+" is required")
+	if !sent {
+		return "", false
+	}
+	s, ok := jsonString(raw)
+	v.Check(ok, name, name+" must be a string")
+	return s, true
 }
 
 // jsonString decodes raw if it is a JSON string. (json.Unmarshal alone would
