@@ -516,47 +516,43 @@ const (
 )
 
 // parseTutorial checks the members of a request body against the rules of
-// the contract and returns them as a TutorialInput. A whole tutorial gets the
-// defaults for fields not sent; a change keeps only what was sent. All
-// problems are reported at once, joined by "; ": each field's in the order
-// of writableFields, then fields that may not be sent.
-func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialInput, error) {
+// the contract and returns the fields sent as a patch. A whole tutorial
+// (create, replace) must have a title and a slug. All problems are reported
+// at once, joined by "; ": each field's in the order of writableFields, then
+// fields that may not be sent.
+func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialPatch, error) {
 	v := validator.New()
 	required := mode == wholeTutorial
-	in := TutorialInput{
-		Category:   defaultCategory,
-		Difficulty: defaultDifficulty,
-		Sent:       make(map[string]bool, len(fields)),
-	}
+	var p TutorialPatch
 
 	if s, sent := stringField(v, fields, "title", required); sent {
 		s = strings.TrimSpace(s)
 		v.Check(s != "", "title", "title is required")
 		v.Check(utf8.RuneCountInString(s) <= maxTitle, "title", fmt.Sprintf("title must be at most %d characters", maxTitle))
-		in.Title, in.Sent["title"] = s, true
+		p.Title = Some(s)
 	}
 	if s, sent := stringField(v, fields, "slug", required); sent {
 		v.Check(strings.TrimSpace(s) != "", "slug", "slug is required")
 		v.Check(len(s) <= maxSlug, "slug", fmt.Sprintf("slug must be at most %d characters", maxSlug))
 		v.Check(slugPattern.MatchString(s), "slug", "slug must be lowercase letters and digits in words joined by single hyphens, like my-first-tutorial")
-		in.Slug, in.Sent["slug"] = s, true
+		p.Slug = Some(s)
 	}
 	if s, sent := stringField(v, fields, "excerpt", false); sent {
 		v.Check(utf8.RuneCountInString(s) <= maxExcerpt, "excerpt", fmt.Sprintf("excerpt must be at most %d characters", maxExcerpt))
-		in.Excerpt, in.Sent["excerpt"] = s, true
+		p.Excerpt = Some(s)
 	}
 	if s, sent := stringField(v, fields, "content", false); sent {
 		v.Check(utf8.RuneCountInString(s) <= maxContent, "content", fmt.Sprintf("content must be at most %d characters", maxContent))
-		in.Content, in.Sent["content"] = s, true
+		p.Content = Some(s)
 	}
 	if s, sent := stringField(v, fields, "category", false); sent {
 		s = strings.TrimSpace(s)
 		v.Check(s != "" && utf8.RuneCountInString(s) <= maxCategory, "category", fmt.Sprintf("category must be 1 to %d characters", maxCategory))
-		in.Category, in.Sent["category"] = s, true
+		p.Category = Some(s)
 	}
 	if s, sent := stringField(v, fields, "difficulty", false); sent {
 		v.Check(slices.Contains(difficulties, s), "difficulty", "difficulty must be one of "+strings.Join(difficulties, ", "))
-		in.Difficulty, in.Sent["difficulty"] = s, true
+		p.Difficulty = Some(s)
 	}
 	if raw, sent := fields["estimated_time"]; sent {
 		var minutes *int64 // null: no estimate
@@ -565,7 +561,7 @@ func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialI
 			v.Check(json.Unmarshal(raw, minutes) == nil, "estimated_time", "estimated_time must be an integer or null")
 			v.Check(*minutes >= 0 && *minutes <= maxEstimatedTime, "estimated_time", fmt.Sprintf("estimated_time must be between 0 and %d minutes", maxEstimatedTime))
 		}
-		in.EstimatedTime, in.Sent["estimated_time"] = minutes, true
+		p.EstimatedTime = Some(minutes)
 	}
 	if s, sent := stringField(v, fields, "published_at", false); sent {
 		t, err := time.Parse(time.RFC3339, s)
@@ -574,7 +570,7 @@ func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialI
 		// the four-digit years the stored form has room for.
 		t = t.UTC().Truncate(time.Second)
 		v.Check(t.Year() >= 0 && t.Year() <= 9999, "published_at", "published_at must be between the years 0000 and 9999 in UTC")
-		in.PublishedAt, in.Sent["published_at"] = &t, true
+		p.PublishedAt = Some(t)
 	}
 
 	for _, name := range readOnlyFields {
@@ -592,9 +588,9 @@ func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialI
 	}
 
 	if !v.Valid() {
-		return in, &apiError{http.StatusBadRequest, v.Message()}
+		return TutorialPatch{}, &apiError{http.StatusBadRequest, v.Message()}
 	}
-	return in, nil
+	return p, nil
 }
 
 // stringField reads the member name of a body as a string, and whether it
@@ -831,7 +827,7 @@ func handleGetTutorial(store Store, cache *responseCache) http.Handler {
 
 func handleCreateTutorial(store Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, err := readTutorial(w, r, wholeTutorial)
+		in, err := readTutorial(w, r)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -848,7 +844,7 @@ func handleCreateTutorial(store Store, now func() time.Time) http.Handler {
 
 func handlePatchTutorial(store Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, err := readTutorial(w, r, tutorialChange)
+		p, err := readPatch(w, r)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -858,7 +854,7 @@ func handlePatchTutorial(store Store, now func() time.Time) http.Handler {
 			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		t, err := store.PatchTutorial(r.Context(), slug, in, now(), ifMatch(r))
+		t, err := store.PatchTutorial(r.Context(), slug, p, now(), ifMatch(r))
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -869,7 +865,7 @@ func handlePatchTutorial(store Store, now func() time.Time) http.Handler {
 
 func handleReplaceTutorial(store Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, err := readTutorial(w, r, wholeTutorial)
+		in, err := readTutorial(w, r)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -903,13 +899,41 @@ func handleDeleteTutorial(store Store) http.Handler {
 	})
 }
 
-// readTutorial reads and checks a tutorial from the request body.
-func readTutorial(w http.ResponseWriter, r *http.Request, mode inputMode) (TutorialInput, error) {
+// readTutorial reads a whole tutorial from the request body, for create and
+// replace: the fields not sent take their defaults.
+func readTutorial(w http.ResponseWriter, r *http.Request) (TutorialInput, error) {
 	fields, err := readObject(w, r)
 	if err != nil {
 		return TutorialInput{}, err
 	}
-	return parseTutorial(fields, mode)
+	p, err := parseTutorial(fields, wholeTutorial)
+	if err != nil {
+		return TutorialInput{}, err
+	}
+	// Title and slug are set: parseTutorial required them.
+	in := TutorialInput{
+		Title:         p.Title.Value,
+		Slug:          p.Slug.Value,
+		Excerpt:       p.Excerpt.Value,
+		Content:       p.Content.Value,
+		Category:      p.Category.Or(defaultCategory),
+		Difficulty:    p.Difficulty.Or(defaultDifficulty),
+		EstimatedTime: p.EstimatedTime.Value,
+	}
+	if p.PublishedAt.Set {
+		in.PublishedAt = &p.PublishedAt.Value
+	}
+	return in, nil
+}
+
+// readPatch reads a change to a tutorial from the request body: only the
+// fields sent change.
+func readPatch(w http.ResponseWriter, r *http.Request) (TutorialPatch, error) {
+	fields, err := readObject(w, r)
+	if err != nil {
+		return TutorialPatch{}, err
+	}
+	return parseTutorial(fields, tutorialChange)
 }
 
 // ---- Conditional requests ----

@@ -110,7 +110,7 @@ func TestDetailCacheSeesWritesFromAnotherConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	changed, err := other.PatchTutorial(context.Background(), "first", TutorialInput{Title: "Changed", Sent: map[string]bool{"title": true}}, time.Now(), nil)
+	changed, err := other.PatchTutorial(context.Background(), "first", TutorialPatch{Title: Some("Changed")}, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -306,9 +306,9 @@ func (s *sqliteStore) updateTutorial(ctx context.Context, slug string, check Pre
 	return t, slugError(err)
 }
 
-// patchSQL sets each column to itself unless its flag says the client sent
-// it. One fixed statement, so that two clients that patch different fields
-// at once cannot undo each other, as they could with read-modify-write.
+// patchSQL sets each column to itself unless the patch sets it. One fixed
+// statement, so that two clients that patch different fields at once cannot
+// undo each other, as they could with read-modify-write.
 const patchSQL = `UPDATE tutorials SET
 	title          = CASE WHEN :set_title          THEN :title          ELSE title          END,
 	slug           = CASE WHEN :set_slug           THEN :slug           ELSE slug           END,
@@ -322,20 +322,16 @@ const patchSQL = `UPDATE tutorials SET
 	WHERE slug = :where_slug
 	RETURNING ` + tutorialColumns + `, content`
 
-func (s *sqliteStore) PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error) {
-	var published any
-	if in.PublishedAt != nil {
-		published = formatTime(*in.PublishedAt)
-	}
+func (s *sqliteStore) PatchTutorial(ctx context.Context, slug string, p TutorialPatch, now time.Time, check Precondition) (Tutorial, error) {
 	return s.updateTutorial(ctx, slug, check, patchSQL,
-		sql.Named("set_title", in.Sent["title"]), sql.Named("title", in.Title),
-		sql.Named("set_slug", in.Sent["slug"]), sql.Named("slug", in.Slug),
-		sql.Named("set_excerpt", in.Sent["excerpt"]), sql.Named("excerpt", in.Excerpt),
-		sql.Named("set_content", in.Sent["content"]), sql.Named("content", in.Content),
-		sql.Named("set_category", in.Sent["category"]), sql.Named("category", in.Category),
-		sql.Named("set_difficulty", in.Sent["difficulty"]), sql.Named("difficulty", in.Difficulty),
-		sql.Named("set_estimated_time", in.Sent["estimated_time"]), sql.Named("estimated_time", in.EstimatedTime),
-		sql.Named("set_published_at", in.Sent["published_at"]), sql.Named("published_at", published),
+		sql.Named("set_title", p.Title.Set), sql.Named("title", p.Title.Value),
+		sql.Named("set_slug", p.Slug.Set), sql.Named("slug", p.Slug.Value),
+		sql.Named("set_excerpt", p.Excerpt.Set), sql.Named("excerpt", p.Excerpt.Value),
+		sql.Named("set_content", p.Content.Set), sql.Named("content", p.Content.Value),
+		sql.Named("set_category", p.Category.Set), sql.Named("category", p.Category.Value),
+		sql.Named("set_difficulty", p.Difficulty.Set), sql.Named("difficulty", p.Difficulty.Value),
+		sql.Named("set_estimated_time", p.EstimatedTime.Set), sql.Named("estimated_time", p.EstimatedTime.Value),
+		sql.Named("set_published_at", p.PublishedAt.Set), sql.Named("published_at", formatTime(p.PublishedAt.Value)),
 		sql.Named("now", formatTime(now)),
 		sql.Named("where_slug", slug))
 }

@@ -36,9 +36,9 @@ type Store interface {
 	// CreateTutorial stores a new tutorial, created at now, and returns it
 	// as stored; a slug that is taken is ErrSlugTaken.
 	CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error)
-	// PatchTutorial changes the fields in.Sent names, and only those, if
-	// check allows it (nil: always).
-	PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error)
+	// PatchTutorial changes the fields p sets, and only those, if check
+	// allows it (nil: always).
+	PatchTutorial(ctx context.Context, slug string, p TutorialPatch, now time.Time, check Precondition) (Tutorial, error)
 	// ReplaceTutorial overwrites every writable field, if check allows it;
 	// a published_at not sent goes back to the time of creation. It never
 	// creates: a missing slug is ErrNotFound.
@@ -114,9 +114,8 @@ type TutorialSummary struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 }
 
-// TutorialInput is what a client writes: every field it may set, already
-// validated. Create and Replace write all of them; Patch writes only those
-// named in Sent.
+// TutorialInput is a whole tutorial as a client writes it, already
+// validated: Create and Replace write every field.
 type TutorialInput struct {
 	Title         string
 	Slug          string
@@ -126,9 +125,40 @@ type TutorialInput struct {
 	Difficulty    string
 	EstimatedTime *int64     // nil: no estimate
 	PublishedAt   *time.Time // nil: the default (the time of creation)
+}
 
-	// Sent holds the JSON names of the fields the client sent.
-	Sent map[string]bool
+// TutorialPatch is a change to a tutorial, already validated: the fields
+// that are set change, the others stay as they are.
+type TutorialPatch struct {
+	Title         Optional[string]
+	Slug          Optional[string]
+	Excerpt       Optional[string]
+	Content       Optional[string]
+	Category      Optional[string]
+	Difficulty    Optional[string]
+	EstimatedTime Optional[*int64] // set to nil: no estimate any more
+	PublishedAt   Optional[time.Time]
+}
+
+// Optional is a field of a TutorialPatch: a new value when Set, no change
+// otherwise. A pointer alone could not tell "set estimated_time to null"
+// from "leave it alone".
+type Optional[T any] struct {
+	Value T
+	Set   bool
+}
+
+// Some is an Optional that sets v.
+func Some[T any](v T) Optional[T] {
+	return Optional[T]{Value: v, Set: true}
+}
+
+// Or returns the value o sets, or def when it sets none.
+func (o Optional[T]) Or(def T) T {
+	if o.Set {
+		return o.Value
+	}
+	return def
 }
 
 // Precondition decides whether a write may go ahead, given the tutorial as
