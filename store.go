@@ -19,6 +19,9 @@ import (
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrSlugTaken = errors.New("slug already exists")
+	// ErrEditConflict is a write whose Precondition did not hold: the
+	// tutorial changed, or went, since the client read it.
+	ErrEditConflict = errors.New("edit conflict")
 	// ErrBackupExists is a backup that would overwrite a file the caller
 	// did not say it may replace.
 	ErrBackupExists = errors.New("backup file already exists")
@@ -37,14 +40,14 @@ type Store interface {
 	// as stored; a slug that is taken is ErrSlugTaken.
 	CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error)
 	// PatchTutorial changes the fields p sets, and only those, if check
-	// allows it (nil: always).
-	PatchTutorial(ctx context.Context, slug string, p TutorialPatch, now time.Time, check Precondition) (Tutorial, error)
-	// ReplaceTutorial overwrites every writable field, if check allows it;
-	// a published_at not sent goes back to the time of creation. It never
+	// holds (nil: always).
+	PatchTutorial(ctx context.Context, slug string, p TutorialPatch, now time.Time, check *Precondition) (Tutorial, error)
+	// ReplaceTutorial overwrites every writable field, if check holds; a
+	// published_at not sent goes back to the time of creation. It never
 	// creates: a missing slug is ErrNotFound.
-	ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error)
-	// DeleteTutorial deletes the tutorial, if check allows it.
-	DeleteTutorial(ctx context.Context, slug string, check Precondition) error
+	ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check *Precondition) (Tutorial, error)
+	// DeleteTutorial deletes the tutorial, if check holds.
+	DeleteTutorial(ctx context.Context, slug string, check *Precondition) error
 
 	// CreateKey records a new key by its hash and prefix, never the key.
 	CreateKey(ctx context.Context, name, scope, prefix string, hash []byte, now time.Time) (APIKey, error)
@@ -93,10 +96,26 @@ func OpenStore(ctx context.Context, db string) (Store, error) {
 
 // ---- Tutorials ----
 
-// Tutorial is one tutorial, as the API returns it.
+// Tutorial is one tutorial, as the API returns it, and the version it is at.
 type Tutorial struct {
 	TutorialSummary
 	Content string `json:"content"`
+	// Version moves with every change to the tutorial. It is not a field
+	// of the resource: see Revision.
+	Version int64 `json:"-"`
+}
+
+// Revision names one state of one tutorial: the tutorial by its id, which
+// is never reused, and its version, which moves with every change. The API
+// makes a tutorial's ETag of it.
+type Revision struct {
+	ID      int64
+	Version int64
+}
+
+// Revision is the state t is in.
+func (t Tutorial) Revision() Revision {
+	return Revision{ID: t.ID, Version: t.Version}
 }
 
 // TutorialSummary is a tutorial without its content, as the list returns it:
@@ -161,11 +180,15 @@ func (o Optional[T]) Or(def T) T {
 	return def
 }
 
-// Precondition decides whether a write may go ahead, given the tutorial as
-// it is stored at that moment: current is nil when there is none. An error
-// it returns stops the write and is returned as it is. It is how If-Match
-// reaches the store without the store knowing about HTTP.
-type Precondition func(current *Tutorial) error
+// Precondition is what a write expects of the tutorial, for If-Match: that
+// it exists and is at one of Revisions, or at any revision when AnyRevision
+// is set. Otherwise the write changes nothing and is ErrEditConflict. The
+// store checks it in the write itself (optimistic locking), so of two
+// clients that read the same revision, only the first to write succeeds.
+type Precondition struct {
+	AnyRevision bool
+	Revisions   []Revision
+}
 
 // ListParams selects and orders a page of tutorials. The API has already
 // checked every value.
