@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -25,6 +26,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"tutorials/internal/validator"
 )
 
 // This file speaks HTTP: the routes, the handlers, the envelope every
@@ -150,6 +153,8 @@ func errorResponse(err error) (status int, msg string) {
 		return http.StatusNotFound, "Tutorial not found"
 	case errors.Is(err, ErrSlugTaken):
 		return http.StatusConflict, "Slug already exists"
+	case errors.Is(err, ErrEditConflict):
+		return http.StatusPreconditionFailed, "Precondition failed"
 	default:
 		return http.StatusInternalServerError, msgInternal
 	}
@@ -514,145 +519,95 @@ const (
 )
 
 // parseTutorial checks the members of a request body against the rules of
-// the contract and returns them as a TutorialInput. A whole tutorial gets the
-// defaults for fields not sent; a change keeps only what was sent. All
-// problems are reported at once, joined by "; ".
-func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialInput, error) {
-	in := TutorialInput{
-		Category:   defaultCategory,
-		Difficulty: defaultDifficulty,
-		Sent:       make(map[string]bool, len(fields)),
-	}
-	var problems []string
-	problem := func(format string, args ...any) {
-		problems = append(problems, fmt.Sprintf(format, args...))
-	}
+// the contract and returns the fields sent as a patch. A whole tutorial
+// (create, replace) must have a title and a slug. All problems are reported
+// at once, joined by "; ": each field's in the order of writableFields, then
+// fields that may not be sent.
+func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialPatch, error) {
+	v := validator.New()
+	required := mode == wholeTutorial
+	var p TutorialPatch
 
-	for _, name := range writableFields {
-		raw, ok := fields[name]
-		if !ok {
-			if mode == wholeTutorial && (name == "title" || name == "slug") {
-				problem("%s is required", name)
-			}
-			continue
+	if s, sent := stringField(v, fields, "title", required); sent {
+		s = strings.TrimSpace(s)
+		v.Check(s != "", "title", "title is required")
+		v.Check(utf8.RuneCountInString(s) <= maxTitle, "title", fmt.Sprintf("title must be at most %d characters", maxTitle))
+		p.Title = Some(s)
+	}
+	if s, sent := stringField(v, fields, "slug", required); sent {
+		v.Check(strings.TrimSpace(s) != "", "slug", "slug is required")
+		v.Check(len(s) <= maxSlug, "slug", fmt.Sprintf("slug must be at most %d characters", maxSlug))
+		v.Check(slugPattern.MatchString(s), "slug", "slug must be lowercase letters and digits in words joined by single hyphens, like my-first-tutorial")
+		p.Slug = Some(s)
+	}
+	if s, sent := stringField(v, fields, "excerpt", false); sent {
+		v.Check(utf8.RuneCountInString(s) <= maxExcerpt, "excerpt", fmt.Sprintf("excerpt must be at most %d characters", maxExcerpt))
+		p.Excerpt = Some(s)
+	}
+	if s, sent := stringField(v, fields, "content", false); sent {
+		v.Check(utf8.RuneCountInString(s) <= maxContent, "content", fmt.Sprintf("content must be at most %d characters", maxContent))
+		p.Content = Some(s)
+	}
+	if s, sent := stringField(v, fields, "category", false); sent {
+		s = strings.TrimSpace(s)
+		v.Check(s != "" && utf8.RuneCountInString(s) <= maxCategory, "category", fmt.Sprintf("category must be 1 to %d characters", maxCategory))
+		p.Category = Some(s)
+	}
+	if s, sent := stringField(v, fields, "difficulty", false); sent {
+		v.Check(slices.Contains(difficulties, s), "difficulty", "difficulty must be one of "+strings.Join(difficulties, ", "))
+		p.Difficulty = Some(s)
+	}
+	if raw, sent := fields["estimated_time"]; sent {
+		var minutes *int64 // null: no estimate
+		if string(raw) != "null" {
+			minutes = new(int64)
+			v.Check(json.Unmarshal(raw, minutes) == nil, "estimated_time", "estimated_time must be an integer or null")
+			v.Check(*minutes >= 0 && *minutes <= maxEstimatedTime, "estimated_time", fmt.Sprintf("estimated_time must be between 0 and %d minutes", maxEstimatedTime))
 		}
-		in.Sent[name] = true
-		switch name {
-		case "title":
-			s, ok := jsonString(raw)
-			switch s = strings.TrimSpace(s); {
-			case !ok:
-				problem("title must be a string")
-			case s == "":
-				problem("title is required")
-			case utf8.RuneCountInString(s) > maxTitle:
-				problem("title must be at most %d characters", maxTitle)
-			}
-			in.Title = s
-		case "slug":
-			s, ok := jsonString(raw)
-			switch {
-			case !ok:
-				problem("slug must be a string")
-			case strings.TrimSpace(s) == "":
-				problem("slug is required")
-			case len(s) > maxSlug:
-				problem("slug must be at most %d characters", maxSlug)
-			case !slugPattern.MatchString(s):
-				problem("slug must be lowercase letters and digits in words joined by single hyphens, like my-first-tutorial")
-			}
-			in.Slug = s
-		case "excerpt":
-			s, ok := jsonString(raw)
-			switch {
-			case !ok:
-				problem("excerpt must be a string")
-			case utf8.RuneCountInString(s) > maxExcerpt:
-				problem("excerpt must be at most %d characters", maxExcerpt)
-			}
-			in.Excerpt = s
-		case "content":
-			s, ok := jsonString(raw)
-			switch {
-			case !ok:
-				problem("content must be a string")
-			case utf8.RuneCountInString(s) > maxContent:
-				problem("content must be at most %d characters", maxContent)
-			}
-			in.Content = s
-		case "category":
-			s, ok := jsonString(raw)
-			switch s = strings.TrimSpace(s); {
-			case !ok:
-				problem("category must be a string")
-			case s == "" || utf8.RuneCountInString(s) > maxCategory:
-				problem("category must be 1 to %d characters", maxCategory)
-			}
-			in.Category = s
-		case "difficulty":
-			s, ok := jsonString(raw)
-			switch {
-			case !ok:
-				problem("difficulty must be a string")
-			case !slices.Contains(difficulties, s):
-				problem("difficulty must be one of %s", strings.Join(difficulties, ", "))
-			}
-			in.Difficulty = s
-		case "estimated_time":
-			if string(raw) == "null" {
-				in.EstimatedTime = nil
-				break
-			}
-			var n int64
-			if err := json.Unmarshal(raw, &n); err != nil {
-				problem("estimated_time must be an integer or null")
-				break
-			}
-			if n < 0 || n > maxEstimatedTime {
-				problem("estimated_time must be between 0 and %d minutes", maxEstimatedTime)
-			}
-			in.EstimatedTime = &n
-		case "published_at":
-			s, ok := jsonString(raw)
-			if !ok {
-				problem("published_at must be a string")
-				break
-			}
-			t, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				problem("published_at must be an RFC 3339 time, like 2026-11-24T21:17:33Z")
-				break
-			}
-			// An offset can carry a time of year 0000 or 9999 over the
-			// edge of the four-digit years the stored form has room for.
-			if t = t.UTC().Truncate(time.Second); t.Year() < 0 || t.Year() > 9999 {
-				problem("published_at must be between the years 0000 and 9999 in UTC")
-				break
-			}
-			in.PublishedAt = &t
-		}
+		p.EstimatedTime = Some(minutes)
+	}
+	if s, sent := stringField(v, fields, "published_at", false); sent {
+		t, err := time.Parse(time.RFC3339, s)
+		v.Check(err == nil, "published_at", "published_at must be an RFC 3339 time, like 2026-11-24T21:17:33Z")
+		// An offset can carry a time of year 0000 or 9999 over the edge of
+		// the four-digit years the stored form has room for.
+		t = t.UTC().Truncate(time.Second)
+		v.Check(t.Year() >= 0 && t.Year() <= 9999, "published_at", "published_at must be between the years 0000 and 9999 in UTC")
+		p.PublishedAt = Some(t)
 	}
 
 	for _, name := range readOnlyFields {
-		if _, ok := fields[name]; ok {
-			problem("%s is read-only", name)
-		}
+		_, sent := fields[name]
+		v.Check(!sent, name, name+" is read-only")
 	}
-	var unknown []string
+	names := make([]string, 0, len(fields))
 	for name := range fields {
-		if !slices.Contains(writableFields, name) && !slices.Contains(readOnlyFields, name) {
-			unknown = append(unknown, name)
-		}
+		names = append(names, name)
 	}
-	slices.Sort(unknown) // map order is random; messages should not be
-	for _, name := range unknown {
-		problem("unknown field %q", name)
+	slices.Sort(names) // map order is random; messages should not be
+	for _, name := range names {
+		known := slices.Contains(writableFields, name) || slices.Contains(readOnlyFields, name)
+		v.Check(known, name, fmt.Sprintf("unknown field %q", name))
 	}
 
-	if len(problems) > 0 {
-		return in, &apiError{http.StatusBadRequest, strings.Join(problems, "; ")}
+	if !v.Valid() {
+		return TutorialPatch{}, &apiError{http.StatusBadRequest, v.Message()}
 	}
-	return in, nil
+	return p, nil
+}
+
+// stringField reads the member name of a body as a string, and whether it
+// was sent at all. One that is required and missing, or that is not a
+// string, is a problem of v's.
+func stringField(v *validator.Validator, fields map[string]json.RawMessage, name string, required bool) (s string, sent bool) {
+	raw, sent := fields[name]
+	v.Check(sent || !required, name, name+" is required")
+	if !sent {
+		return "", false
+	}
+	s, ok := jsonString(raw)
+	v.Check(ok, name, name+" must be a string")
+	return s, true
 }
 
 // jsonString decodes raw if it is a JSON string. (json.Unmarshal alone would
@@ -863,7 +818,7 @@ func handleGetTutorial(store Store, cache *responseCache) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		body, etag, err := encodeEnvelope(http.StatusOK, t)
+		body, etag, err := encodeTutorial(http.StatusOK, t)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -875,7 +830,7 @@ func handleGetTutorial(store Store, cache *responseCache) http.Handler {
 
 func handleCreateTutorial(store Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, err := readTutorial(w, r, wholeTutorial)
+		in, err := readTutorial(w, r)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -886,13 +841,13 @@ func handleCreateTutorial(store Store, now func() time.Time) http.Handler {
 			return
 		}
 		w.Header().Set("Location", "/api/v1/tutorials/"+t.Slug)
-		writeWithETag(w, r, http.StatusCreated, t)
+		writeTutorial(w, r, http.StatusCreated, t)
 	})
 }
 
 func handlePatchTutorial(store Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, err := readTutorial(w, r, tutorialChange)
+		p, err := readPatch(w, r)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -902,18 +857,18 @@ func handlePatchTutorial(store Store, now func() time.Time) http.Handler {
 			writeError(w, r, tutorialMissing(r))
 			return
 		}
-		t, err := store.PatchTutorial(r.Context(), slug, in, now(), ifMatch(r))
+		t, err := store.PatchTutorial(r.Context(), slug, p, now(), ifMatch(r))
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		writeWithETag(w, r, http.StatusOK, t)
+		writeTutorial(w, r, http.StatusOK, t)
 	})
 }
 
 func handleReplaceTutorial(store Store, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, err := readTutorial(w, r, wholeTutorial)
+		in, err := readTutorial(w, r)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -928,7 +883,7 @@ func handleReplaceTutorial(store Store, now func() time.Time) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeWithETag(w, r, http.StatusOK, t)
+		writeTutorial(w, r, http.StatusOK, t)
 	})
 }
 
@@ -947,13 +902,41 @@ func handleDeleteTutorial(store Store) http.Handler {
 	})
 }
 
-// readTutorial reads and checks a tutorial from the request body.
-func readTutorial(w http.ResponseWriter, r *http.Request, mode inputMode) (TutorialInput, error) {
+// readTutorial reads a whole tutorial from the request body, for create and
+// replace: the fields not sent take their defaults.
+func readTutorial(w http.ResponseWriter, r *http.Request) (TutorialInput, error) {
 	fields, err := readObject(w, r)
 	if err != nil {
 		return TutorialInput{}, err
 	}
-	return parseTutorial(fields, mode)
+	p, err := parseTutorial(fields, wholeTutorial)
+	if err != nil {
+		return TutorialInput{}, err
+	}
+	// Title and slug are set: parseTutorial required them.
+	in := TutorialInput{
+		Title:         p.Title.Value,
+		Slug:          p.Slug.Value,
+		Excerpt:       p.Excerpt.Value,
+		Content:       p.Content.Value,
+		Category:      p.Category.Or(defaultCategory),
+		Difficulty:    p.Difficulty.Or(defaultDifficulty),
+		EstimatedTime: p.EstimatedTime.Value,
+	}
+	if p.PublishedAt.Set {
+		in.PublishedAt = &p.PublishedAt.Value
+	}
+	return in, nil
+}
+
+// readPatch reads a change to a tutorial from the request body: only the
+// fields sent change.
+func readPatch(w http.ResponseWriter, r *http.Request) (TutorialPatch, error) {
+	fields, err := readObject(w, r)
+	if err != nil {
+		return TutorialPatch{}, err
+	}
+	return parseTutorial(fields, tutorialChange)
 }
 
 // ---- Conditional requests ----
@@ -963,20 +946,14 @@ func readTutorial(w http.ResponseWriter, r *http.Request, mode inputMode) (Tutor
 // when it has not) or "write only if nobody changed it since I read it"
 // (If-Match on a write, answered 412 when somebody did).
 //
-// Ours is a hash of the encoded data. It cannot come from updated_at, which
-// has whole seconds only: two changes within a second would share it, and
-// a client would overwrite the second one unknowingly. A hash changes
-// whenever any field does, and costs no column.
-
-// errPreconditionFailed is the answer to an If-Match that does not match.
-var errPreconditionFailed = &apiError{http.StatusPreconditionFailed, "Precondition failed"}
-
-// encodeData encodes v as writeEnvelope would encode it as data.
-func encodeData(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	err := appendJSON(&buf, v)
-	return buf.Bytes(), err
-}
+// A tutorial's ETag is its Revision, "id-version". The version moves with
+// every change, whoever makes it (a person in the sqlite3 shell included),
+// even twice within a second, which updated_at, in whole seconds, could not
+// tell apart. Ids are never reused, so a tutorial deleted and made again
+// under the same slug never takes up its predecessor's tags. So If-Match
+// becomes a condition of the write itself (see Precondition), and a GET
+// needs no hash. The list has no version of its own: its ETag is a hash of
+// its encoded data.
 
 // etagOf is the strong ETag of encoded data: 128 bits of its SHA-256, quoted
 // as RFC 9110 wants.
@@ -985,20 +962,30 @@ func etagOf(encoded []byte) string {
 	return `"` + hex.EncodeToString(sum[:16]) + `"`
 }
 
-// tutorialETag is the ETag that a GET of t answers with.
-func tutorialETag(t Tutorial) (string, error) {
-	b, err := encodeData(t)
-	if err != nil {
-		return "", err
-	}
-	return etagOf(b), nil
+// tutorialETag is the ETag of t, as a GET of it answers.
+func tutorialETag(t Tutorial) string {
+	return revisionETag(t.Revision())
 }
 
-// writeWithETag writes data in the envelope with its ETag. A GET or HEAD
+// revisionETag is the ETag of a tutorial at rev.
+func revisionETag(rev Revision) string {
+	return `"` + strconv.FormatInt(rev.ID, 10) + "-" + strconv.FormatInt(rev.Version, 10) + `"`
+}
+
+// etagRevision is the revision an ETag made by revisionETag names. Any
+// other tag names none: If-Match compares tags as strings, so only the
+// exact form counts ("+7-2" and "07-2" are other tags).
+func etagRevision(etag string) (Revision, bool) {
+	var rev Revision
+	_, err := fmt.Sscanf(etag, `"%d-%d"`, &rev.ID, &rev.Version)
+	return rev, err == nil && revisionETag(rev) == etag
+}
+
+// writeTutorial writes t in the envelope with its ETag. A GET or HEAD
 // whose If-None-Match already names that ETag gets 304 Not Modified instead:
 // no body, the ETag kept.
-func writeWithETag(w http.ResponseWriter, r *http.Request, status int, data any) {
-	body, etag, err := encodeEnvelope(status, data)
+func writeTutorial(w http.ResponseWriter, r *http.Request, status int, t Tutorial) {
+	body, etag, err := encodeTutorial(status, t)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -1006,33 +993,56 @@ func writeWithETag(w http.ResponseWriter, r *http.Request, status int, data any)
 	writeEncoded(w, r, status, body, etag)
 }
 
-// encodeEnvelope encodes data in the envelope with status, the same bytes
-// writeEnvelope writes, and returns them with the ETag of the data inside.
-//
-// It encodes data once. Encoding it for the ETag and then again inside the
-// envelope (as json.RawMessage, which encoding/json scans and copies once
-// more to check it) was a sixth of a GET's time.
+// encodeTutorial encodes t in the envelope with status, and returns it with
+// t's ETag.
+func encodeTutorial(status int, t Tutorial) (body []byte, etag string, err error) {
+	body, _, err = envelopeBytes(status, t)
+	if err != nil {
+		return nil, "", err
+	}
+	return body, tutorialETag(t), nil
+}
+
+// encodeEnvelope encodes data in the envelope with status, and returns it
+// with a hash of the data as its ETag, for an answer that has no version of
+// its own (a page of the list).
 func encodeEnvelope(status int, data any) (body []byte, etag string, err error) {
+	body, encoded, err := envelopeBytes(status, data)
+	if err != nil {
+		return nil, "", err
+	}
+	return body, etagOf(encoded), nil
+}
+
+// envelopeBytes encodes data in the envelope with status, the same bytes
+// writeEnvelope writes, and returns them with the part of them that is the
+// data.
+//
+// It encodes data once: encoding it for the ETag and then again inside the
+// envelope (as json.RawMessage, which encoding/json scans and copies once
+// more to check it) showed in the time of every GET.
+func envelopeBytes(status int, data any) (body, encoded []byte, err error) {
 	const head = `{"data":`
 	var buf bytes.Buffer
 	buf.WriteString(head)
 	if err := appendJSON(&buf, data); err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	etag = etagOf(buf.Bytes()[len(head):])
+	end := buf.Len()
 	buf.WriteString(`,"error":null,"status":`)
 	buf.WriteString(strconv.Itoa(status))
 	buf.WriteString("}\n")
-	return buf.Bytes(), etag, nil
+	body = buf.Bytes()
+	return body, body[len(head):end], nil
 }
 
-// writeEncoded writes body, made by encodeEnvelope, with its ETag, or 304
-// Not Modified as writeWithETag says.
+// writeEncoded writes body, made by encodeEnvelope or encodeTutorial, with
+// its ETag, or 304 Not Modified as writeTutorial says.
 func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byte, etag string) {
 	h := w.Header()
 	h.Set("ETag", etag)
 	if status == http.StatusOK && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag, weakComparison) {
+		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
@@ -1179,34 +1189,32 @@ func (c *responseCache) clear() {
 // tutorial exists and the header is "*" or lists its current ETag under the
 // strong comparison (a weak W/ tag never matches). A tutorial that does not
 // exist matches nothing, so If-Match on it is 412, not 404: the client's
-// copy is stale either way. A header that cannot be parsed matches nothing
-// too: a write the client meant to make conditional is never made blindly.
-func ifMatch(r *http.Request) Precondition {
+// copy is stale either way. A header that cannot be parsed, or lists no tag
+// of ours, matches nothing too: a write the client meant to make
+// conditional is never made blindly.
+func ifMatch(r *http.Request) *Precondition {
 	header, ok := conditionHeader(r, "If-Match")
 	if !ok {
 		return nil
 	}
-	return func(current *Tutorial) error {
-		if current == nil {
-			return errPreconditionFailed
-		}
-		etag, err := tutorialETag(*current)
-		if err != nil {
-			return err
-		}
-		if !etagMatches(header, etag, strongComparison) {
-			return errPreconditionFailed
-		}
-		return nil
+	if strings.TrimSpace(header) == "*" {
+		return &Precondition{AnyRevision: true}
 	}
+	check := &Precondition{}
+	for etag, weak := range entityTags(header) {
+		if rev, ok := etagRevision(etag); ok && !weak {
+			check.Revisions = append(check.Revisions, rev)
+		}
+	}
+	return check
 }
 
-// tutorialMissing is the answer to a write to a tutorial that does not
-// exist: 404, or 412 when the write was conditional on If-Match, as the
-// store answers when it finds no row.
+// tutorialMissing is the answer to a write to a tutorial that cannot exist:
+// 404, or 412 when the write was conditional on If-Match, as the store
+// answers when it finds no row.
 func tutorialMissing(r *http.Request) error {
-	if check := ifMatch(r); check != nil {
-		return check(nil)
+	if ifMatch(r) != nil {
+		return ErrEditConflict
 	}
 	return ErrNotFound
 }
@@ -1218,44 +1226,49 @@ func conditionHeader(r *http.Request, name string) (string, bool) {
 	return strings.Join(values, ","), len(values) > 0
 }
 
-// The two ways RFC 9110 (section 8.8.3.2) compares entity tags: If-Match
-// uses strong comparison, where both must be strong; If-None-Match weak,
-// where a W/ prefix is ignored.
-const (
-	strongComparison = false
-	weakComparison   = true
-)
-
-// etagMatches reports whether header, the value of If-Match or
-// If-None-Match, is "*" or lists etag. A malformed list matches as far as
-// it could be read.
-func etagMatches(header, etag string, weak bool) bool {
-	header = strings.TrimSpace(header)
-	if header == "*" {
+// etagMatches reports whether header, the value of If-None-Match, is "*" or
+// lists etag. It compares as RFC 9110 (section 8.8.3.2) says If-None-Match
+// does, weakly: a W/ prefix is ignored. (If-Match compares strongly: see
+// ifMatch.) A malformed list matches as far as it could be read.
+func etagMatches(header, etag string) bool {
+	if strings.TrimSpace(header) == "*" {
 		return true
 	}
-	for header != "" {
-		header = strings.TrimLeft(header, " \t,")
-		isWeak := strings.HasPrefix(header, "W/")
-		if isWeak {
-			header = header[2:]
-		}
-		// An entity tag is a quoted string without escapes: it ends at the
-		// next quote, and may itself hold commas.
-		if !strings.HasPrefix(header, `"`) {
-			return false
-		}
-		end := strings.IndexByte(header[1:], '"')
-		if end < 0 {
-			return false
-		}
-		tag := header[:end+2]
-		header = header[end+2:]
-		if tag == etag && (weak || !isWeak) {
+	for tag := range entityTags(header) {
+		if tag == etag {
 			return true
 		}
 	}
 	return false
+}
+
+// entityTags yields each entity tag that header, the value of If-Match or
+// If-None-Match, lists, quotes included, and whether it is weak (W/). A
+// malformed list yields the tags before the fault.
+func entityTags(header string) iter.Seq2[string, bool] {
+	return func(yield func(string, bool) bool) {
+		for header = strings.TrimSpace(header); header != ""; {
+			header = strings.TrimLeft(header, " \t,")
+			weak := strings.HasPrefix(header, "W/")
+			if weak {
+				header = header[2:]
+			}
+			// An entity tag is a quoted string without escapes: it ends at
+			// the next quote, and may itself hold commas.
+			if !strings.HasPrefix(header, `"`) {
+				return
+			}
+			end := strings.IndexByte(header[1:], '"')
+			if end < 0 {
+				return
+			}
+			tag := header[:end+2]
+			header = header[end+2:]
+			if !yield(tag, weak) {
+				return
+			}
+		}
+	}
 }
 
 // ---- OpenAPI ----
@@ -1276,7 +1289,7 @@ func handleOpenAPI() http.Handler {
 	etag := etagOf(openAPIDocument)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", etag)
-		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag, weakComparison) {
+		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}

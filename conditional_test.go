@@ -273,9 +273,9 @@ func TestIfMatch(t *testing.T) {
 	})
 }
 
-// Two editors who read the same version and both write with If-Match: the
-// check and the write are one step inside the store's write transaction, so
-// exactly one of them wins however their requests interleave.
+// Editors who read the same version and all write with If-Match: the check
+// is part of the write (UPDATE ... WHERE version = ?), so exactly one of them
+// wins however their requests interleave.
 func TestIfMatchLetsOnlyOneOfConcurrentEditorsWin(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
@@ -307,5 +307,141 @@ func TestIfMatchLetsOnlyOneOfConcurrentEditorsWin(t *testing.T) {
 	}
 	if got := decodeData[Tutorial](t, ts.request(t, "GET", "/api/v1/tutorials/go", ts.readKey, "")).Title; got != winners[0] {
 		t.Errorf("title %q, want the winner's %q", got, winners[0])
+	}
+}
+
+// A person who edits a row with the sqlite3 shell knows nothing of versions;
+// a trigger moves the version for them, so the ETag still changes and an
+// editor holding the old one is still refused.
+func TestETagChangesWhenTheRowIsEditedInTheShell(t *testing.T) {
+	edits := []string{
+		`UPDATE tutorials SET title = 'From the shell' WHERE slug = 'go'`,
+		`UPDATE tutorials SET estimated_time = 5 WHERE slug = 'go'`,
+		`UPDATE tutorials SET content = 'x', updated_at = '2999-01-01T00:00:00Z' WHERE slug = 'go'`,
+	}
+	for _, edit := range edits {
+		t.Run(edit, func(t *testing.T) {
+			ts := newTestServer(t)
+			ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+			before := ts.etag(t, "/api/v1/tutorials/go")
+			ts.exec(t, edit)
+			after := ts.etag(t, "/api/v1/tutorials/go")
+			if after == before {
+				t.Fatalf("ETag %s before and after the edit", after)
+			}
+			ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, `{"excerpt": "mine"}`, "If-Match", before).
+				wantError(t, http.StatusPreconditionFailed, "Precondition failed")
+			if resp := ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, `{"excerpt": "mine"}`, "If-Match", after); resp.status != http.StatusOK {
+				t.Errorf("PATCH with the ETag after the edit: %d %q, want 200", resp.status, resp.error)
+			}
+		})
+	}
+}
+
+// If-Match may list several tags, in one header line or several: the write
+// goes ahead when any of them is the tutorial's current one.
+func TestIfMatchWithSeveralTags(t *testing.T) {
+	tests := []struct {
+		name      string
+		header    func(old, current, other string) []string // one entry per header line
+		goesAhead bool
+	}{
+		{"an old ETag, then the current one", func(o, c, _ string) []string { return []string{o + ", " + c} }, true},
+		{"the current ETag, then an old one", func(o, c, _ string) []string { return []string{c + "," + o} }, true},
+		{"over two header lines", func(o, c, _ string) []string { return []string{o, c} }, true},
+		{"another tutorial's, then the current one", func(_, c, x string) []string { return []string{x + ", " + c} }, true},
+		{"only old ones", func(o, _, _ string) []string { return []string{o + `, "1-0"`} }, false},
+		{"another tutorial's current ETag", func(_, _, x string) []string { return []string{x} }, false},
+		{"the current one after a fault", func(o, c, _ string) []string { return []string{o + ` x ` + c} }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t)
+			ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+			old := ts.etag(t, "/api/v1/tutorials/go")
+			ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, `{"excerpt": "v2"}`)
+			current := ts.etag(t, "/api/v1/tutorials/go")
+			ts.create(t, map[string]any{"title": "Rust", "slug": "rust"})
+			other := ts.etag(t, "/api/v1/tutorials/rust")
+
+			req, err := http.NewRequest("PATCH", ts.url+"/api/v1/tutorials/go", strings.NewReader(`{"title": "Changed"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+ts.writeKey)
+			req.Header.Set("Content-Type", "application/json")
+			for _, v := range tt.header(old, current, other) {
+				req.Header.Add("If-Match", v)
+			}
+			resp := ts.send(t, req)
+			if !tt.goesAhead {
+				resp.wantError(t, http.StatusPreconditionFailed, "Precondition failed")
+				return
+			}
+			if got := decodeData[Tutorial](t, resp).Title; got != "Changed" {
+				t.Errorf("title %q, want the write made", got)
+			}
+		})
+	}
+}
+
+// A tutorial deleted and made again under the same slug is another
+// tutorial: an ETag of the first must not match the second, though both
+// are at their first version. Ids are never reused, so their ETags differ.
+func TestIfMatchDoesNotMatchASuccessorAtTheSameSlug(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+	first := ts.etag(t, "/api/v1/tutorials/go")
+	if resp := ts.request(t, "DELETE", "/api/v1/tutorials/go", ts.writeKey, ""); resp.status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %q", resp.status, resp.error)
+	}
+	ts.create(t, map[string]any{"title": "Go, again", "slug": "go"})
+	ts.request(t, "DELETE", "/api/v1/tutorials/go", ts.writeKey, "", "If-Match", first).
+		wantError(t, http.StatusPreconditionFailed, "Precondition failed")
+	if n := ts.count(t); n != 1 {
+		t.Errorf("%d tutorials, want the second one kept", n)
+	}
+}
+
+// If-Match compares entity tags as strings: only the exact form a tutorial's
+// ETag takes names a revision, never another spelling of the same numbers.
+func TestETagRevision(t *testing.T) {
+	tests := []struct {
+		etag string
+		want Revision
+		ok   bool
+	}{
+		{`"7-2"`, Revision{ID: 7, Version: 2}, true},
+		{`"123456789-1"`, Revision{ID: 123456789, Version: 1}, true},
+		{`"+7-2"`, Revision{}, false},
+		{`"07-2"`, Revision{}, false},
+		{`"7-02"`, Revision{}, false},
+		{`" 7-2"`, Revision{}, false},
+		{`"7-2"x`, Revision{}, false},
+		{`"7-2`, Revision{}, false},
+		{`7-2`, Revision{}, false},
+		{`"7"`, Revision{}, false},
+		{`"7-"`, Revision{}, false},
+		{`"0123"`, Revision{}, false},
+		{`"140a27593f78d427f80065aaf175725c"`, Revision{}, false}, // a hash, as ETags were before versions
+	}
+	type result struct {
+		Revision Revision
+		OK       bool
+	}
+	for _, tt := range tests {
+		t.Run(tt.etag, func(t *testing.T) {
+			rev, ok := etagRevision(tt.etag)
+			got := result{OK: ok}
+			if ok {
+				got.Revision = rev
+			}
+			if diff := cmp.Diff(result{tt.want, tt.ok}, got); diff != "" {
+				t.Errorf("etagRevision(%s) (-want +got):\n%s", tt.etag, diff)
+			}
+			if back := revisionETag(rev); ok && back != tt.etag {
+				t.Errorf("revisionETag(%v) = %s, want %s back", rev, back, tt.etag)
+			}
+		})
 	}
 }

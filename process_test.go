@@ -338,7 +338,7 @@ func TestWritesOfAnotherProcessAreSeenOnTheNextRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	change := TutorialInput{Title: "Changed elsewhere", Sent: map[string]bool{"title": true}}
+	change := TutorialPatch{Title: Some("Changed elsewhere")}
 	if _, err := store.PatchTutorial(context.Background(), "shared", change, time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,110 @@ BEGIN
         ON CONFLICT (category, difficulty) DO UPDATE SET n = n + 1;
 END;
 
--- migration 4: a key may carry its own rate limit
+-- migration 4: ids never reused, and a version per tutorial for If-Match
+-- AUTOINCREMENT makes SQLite remember the largest id it ever gave, so a
+-- deleted tutorial's id is never given again: a client that kept id 7 never
+-- finds another tutorial under it. version counts the changes to a row; the
+-- API's ETag is made of id and version, and a conditional write is an UPDATE
+-- ... WHERE version = ?, so of two editors who read the same version only the
+-- first to write wins.
+--
+-- SQLite cannot add AUTOINCREMENT to a table, so the table is built again as
+-- SQLite's documentation says (create, copy, drop, rename) with every id
+-- kept. Ids were kept, so the search index, which points at them, stays
+-- right as it is; tutorial_counts is untouched. Dropping the old table drops
+-- its indexes and triggers, and they are made again below as they were. No
+-- table refers to tutorials by a foreign key, so with foreign_keys on the
+-- drop deletes nothing elsewhere. An id deleted before this migration and
+-- above every id left may be given once more: nothing recorded it.
+CREATE TABLE tutorials_new (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    title          TEXT    NOT NULL,
+    slug           TEXT    NOT NULL UNIQUE,
+    excerpt        TEXT    NOT NULL DEFAULT '',
+    content        TEXT    NOT NULL DEFAULT '',
+    category       TEXT    NOT NULL DEFAULT 'backend',
+    difficulty     TEXT    NOT NULL DEFAULT 'beginner'
+                           CHECK (difficulty IN ('beginner', 'intermediate', 'advanced')),
+    estimated_time INTEGER CHECK (estimated_time BETWEEN 0 AND 100000),
+    published_at   TEXT    NOT NULL,
+    created_at     TEXT    NOT NULL,
+    updated_at     TEXT    NOT NULL,
+    version        INTEGER NOT NULL DEFAULT 1
+);
+
+INSERT INTO tutorials_new
+    (id, title, slug, excerpt, content, category, difficulty, estimated_time,
+     published_at, created_at, updated_at)
+    SELECT id, title, slug, excerpt, content, category, difficulty, estimated_time,
+           published_at, created_at, updated_at
+    FROM tutorials;
+
+DROP TABLE tutorials;
+ALTER TABLE tutorials_new RENAME TO tutorials;
+
+-- The indexes of migration 1.
+CREATE INDEX tutorials_published      ON tutorials (published_at, id);
+CREATE INDEX tutorials_published_desc ON tutorials (published_at, id DESC);
+CREATE INDEX tutorials_title          ON tutorials (title, id);
+CREATE INDEX tutorials_title_desc     ON tutorials (title, id DESC);
+CREATE INDEX tutorials_category       ON tutorials (category, published_at, id);
+CREATE INDEX tutorials_difficulty     ON tutorials (difficulty, published_at, id);
+
+-- The triggers of migration 2, which keep the search index in step.
+CREATE TRIGGER tutorials_fts_insert AFTER INSERT ON tutorials BEGIN
+    INSERT INTO tutorials_fts (rowid, title, excerpt, content)
+    VALUES (new.id, new.title, new.excerpt, new.content);
+END;
+
+CREATE TRIGGER tutorials_fts_delete AFTER DELETE ON tutorials BEGIN
+    INSERT INTO tutorials_fts (tutorials_fts, rowid, title, excerpt, content)
+    VALUES ('delete', old.id, old.title, old.excerpt, old.content);
+END;
+
+CREATE TRIGGER tutorials_fts_update AFTER UPDATE OF title, excerpt, content ON tutorials BEGIN
+    INSERT INTO tutorials_fts (tutorials_fts, rowid, title, excerpt, content)
+    VALUES ('delete', old.id, old.title, old.excerpt, old.content);
+    INSERT INTO tutorials_fts (rowid, title, excerpt, content)
+    VALUES (new.id, new.title, new.excerpt, new.content);
+END;
+
+-- The triggers of migration 3, which keep tutorial_counts exact.
+CREATE TRIGGER tutorials_count_insert AFTER INSERT ON tutorials BEGIN
+    INSERT INTO tutorial_counts (category, difficulty, n) VALUES (NEW.category, NEW.difficulty, 1)
+        ON CONFLICT (category, difficulty) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER tutorials_count_delete AFTER DELETE ON tutorials BEGIN
+    UPDATE tutorial_counts SET n = n - 1
+        WHERE category = OLD.category AND difficulty = OLD.difficulty;
+    DELETE FROM tutorial_counts
+        WHERE category = OLD.category AND difficulty = OLD.difficulty AND n = 0;
+END;
+
+CREATE TRIGGER tutorials_count_update AFTER UPDATE OF category, difficulty ON tutorials
+    WHEN OLD.category IS NOT NEW.category OR OLD.difficulty IS NOT NEW.difficulty
+BEGIN
+    UPDATE tutorial_counts SET n = n - 1
+        WHERE category = OLD.category AND difficulty = OLD.difficulty;
+    DELETE FROM tutorial_counts
+        WHERE category = OLD.category AND difficulty = OLD.difficulty AND n = 0;
+    INSERT INTO tutorial_counts (category, difficulty, n) VALUES (NEW.category, NEW.difficulty, 1)
+        ON CONFLICT (category, difficulty) DO UPDATE SET n = n + 1;
+END;
+
+-- The store's UPDATEs move version themselves, so that their RETURNING
+-- shows the new one. This moves it after any other change, such as one made
+-- with the sqlite3 shell, which knows nothing of versions: the ETag must
+-- change whenever the tutorial does. (It sets version alone, so it wakes
+-- none of the triggers above, nor itself.)
+CREATE TRIGGER tutorials_version AFTER UPDATE ON tutorials
+    WHEN NEW.version = OLD.version
+BEGIN
+    UPDATE tutorials SET version = OLD.version + 1 WHERE id = NEW.id;
+END;
+
+-- migration 5: a key may carry its own rate limit
 -- NULL in both: the key follows the server's -rate and -burst. A rate of 0
 -- is no limit at all for the key (its burst is then 0, and unused). The two
 -- are set together or not at all.

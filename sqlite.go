@@ -10,6 +10,7 @@ import (
 	"context"
 	"database/sql"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -57,26 +58,27 @@ func (s *sqliteStore) Backup(ctx context.Context, dest string, replace bool) err
 // ---- Tutorials ----
 
 // tutorialColumns is the column list every query returns a tutorial with, in
-// the order scanTutorial reads it.
-const tutorialColumns = `id, title, slug, excerpt, category, difficulty, estimated_time,
+// the order scanTutorial reads it; fullTutorialColumns adds what only a
+// whole tutorial has, in the order scanFullTutorial reads it.
+const (
+	tutorialColumns = `id, title, slug, excerpt, category, difficulty, estimated_time,
 	published_at, created_at, updated_at`
+	fullTutorialColumns = tutorialColumns + `, content, version`
+)
 
 // scanner is what *sql.Row and *sql.Rows have in common.
 type scanner interface {
 	Scan(dest ...any) error
 }
 
-// scanTutorial reads tutorialColumns, plus content when content is non-nil.
+// scanTutorial reads tutorialColumns, then the columns after them into more.
 // Timestamps are stored as text in timeFormat (see schema.sql).
-func scanTutorial(row scanner, content *string) (TutorialSummary, error) {
+func scanTutorial(row scanner, more ...any) (TutorialSummary, error) {
 	var t TutorialSummary
 	var published, created, updated string
 	dest := []any{&t.ID, &t.Title, &t.Slug, &t.Excerpt, &t.Category, &t.Difficulty,
 		&t.EstimatedTime, &published, &created, &updated}
-	if content != nil {
-		dest = append(dest, content)
-	}
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(append(dest, more...)...); err != nil {
 		return t, err
 	}
 	var err error
@@ -92,18 +94,19 @@ func scanTutorial(row scanner, content *string) (TutorialSummary, error) {
 	return t, nil
 }
 
-// scanFullTutorial reads one whole tutorial, turning "no row" into ErrNotFound.
+// scanFullTutorial reads fullTutorialColumns of one tutorial, turning "no
+// row" into ErrNotFound.
 func scanFullTutorial(row scanner) (Tutorial, error) {
 	var t Tutorial
 	var err error
-	t.TutorialSummary, err = scanTutorial(row, &t.Content)
+	t.TutorialSummary, err = scanTutorial(row, &t.Content, &t.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, ErrNotFound
 	}
 	return t, err
 }
 
-const tutorialBySlugSQL = `SELECT ` + tutorialColumns + `, content FROM tutorials WHERE slug = ?`
+const tutorialBySlugSQL = `SELECT ` + fullTutorialColumns + ` FROM tutorials WHERE slug = ?`
 
 func (s *sqliteStore) TutorialBySlug(ctx context.Context, slug string) (Tutorial, error) {
 	return scanFullTutorial(s.db.QueryRow(ctx, tutorialBySlugSQL, slug))
@@ -201,7 +204,7 @@ func (s *sqliteStore) ListTutorials(ctx context.Context, p ListParams) ([]Tutori
 		}
 		defer rows.Close()
 		for rows.Next() {
-			t, err := scanTutorial(rows, nil)
+			t, err := scanTutorial(rows)
 			if err != nil {
 				return err
 			}
@@ -242,7 +245,7 @@ const insertSQL = `INSERT INTO tutorials
 	(title, slug, excerpt, content, category, difficulty, estimated_time,
 	 published_at, created_at, updated_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	RETURNING ` + tutorialColumns + `, content`
+	RETURNING ` + fullTutorialColumns
 
 func (s *sqliteStore) CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error) {
 	published := now
@@ -269,46 +272,63 @@ func slugError(err error) error {
 	return err
 }
 
-// checkPrecondition applies check, if there is one, to the tutorial with
-// slug as tx sees it. Because tx is a write transaction (the one writer
-// connection, BEGIN IMMEDIATE), nobody can change the tutorial between this
-// read and the write that follows it in tx: the check and the write are one
-// atomic step.
-func checkPrecondition(ctx context.Context, tx *sqlitedb.Tx, slug string, check Precondition) error {
-	if check == nil {
-		return nil
-	}
-	current, err := scanFullTutorial(tx.QueryRowContext(ctx, tutorialBySlugSQL, slug))
-	if errors.Is(err, ErrNotFound) {
-		if err := check(nil); err != nil {
-			return err
+// whereTutorial is how every UPDATE and DELETE of one tutorial picks its
+// row: by slug and, for a write under a Precondition, only at one of the
+// revisions it names, unless any will do. :revisions is a JSON array of [id,
+// version] pairs, so that one fixed statement takes any number of them.
+// Because the check is part of the write, nobody can change the row between
+// the two: of several writers who expect the same version, the first moves
+// it on and the others find no row.
+const whereTutorial = `WHERE slug = :where_slug AND (:any_revision OR EXISTS (
+		SELECT 1 FROM json_each(:revisions) AS r
+		WHERE r.value ->> 0 = tutorials.id AND r.value ->> 1 = tutorials.version))`
+
+// whereArgs are the parameters of whereTutorial.
+func whereArgs(slug string, check *Precondition) []any {
+	pairs := [][2]int64{} // [] in JSON, never null
+	if check != nil {
+		for _, r := range check.Revisions {
+			pairs = append(pairs, [2]int64{r.ID, r.Version})
 		}
-		return ErrNotFound
 	}
-	if err != nil {
-		return err
+	revisions, _ := json.Marshal(pairs) // integers cannot fail to encode
+	return []any{
+		sql.Named("where_slug", slug),
+		sql.Named("any_revision", check == nil || check.AnyRevision),
+		sql.Named("revisions", string(revisions)),
 	}
-	return check(&current)
 }
 
-// updateTutorial runs an UPDATE ... RETURNING of one tutorial after its
-// precondition, in one write.
-func (s *sqliteStore) updateTutorial(ctx context.Context, slug string, check Precondition, q string, args ...any) (Tutorial, error) {
+// noRow is the error of a write to one tutorial that found no row: the
+// tutorial is not there or, under a Precondition, not as it was expected.
+func noRow(check *Precondition) error {
+	if check != nil {
+		return ErrEditConflict
+	}
+	return ErrNotFound
+}
+
+// updateTutorial runs q, an UPDATE ... whereTutorial RETURNING of one
+// tutorial, in one write.
+func (s *sqliteStore) updateTutorial(ctx context.Context, slug string, check *Precondition, q string, args ...any) (Tutorial, error) {
 	var t Tutorial
 	err := s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
-		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
-			return err
-		}
 		var err error
-		t, err = scanFullTutorial(tx.QueryRowContext(ctx, q, args...))
+		t, err = scanFullTutorial(tx.QueryRowContext(ctx, q, append(args, whereArgs(slug, check)...)...))
+		if errors.Is(err, ErrNotFound) {
+			return noRow(check)
+		}
 		return err
 	})
 	return t, slugError(err)
 }
 
-// patchSQL sets each column to itself unless its flag says the client sent
-// it. One fixed statement, so that two clients that patch different fields
-// at once cannot undo each other, as they could with read-modify-write.
+// patchSQL sets each column to itself unless the patch sets it. One fixed
+// statement, so that two clients that patch different fields at once cannot
+// undo each other, as they could with read-modify-write.
+//
+// Every UPDATE of ours moves version on itself, so that RETURNING shows the
+// new one; a trigger in schema.sql moves it after anybody else's.
 const patchSQL = `UPDATE tutorials SET
 	title          = CASE WHEN :set_title          THEN :title          ELSE title          END,
 	slug           = CASE WHEN :set_slug           THEN :slug           ELSE slug           END,
@@ -318,58 +338,61 @@ const patchSQL = `UPDATE tutorials SET
 	difficulty     = CASE WHEN :set_difficulty     THEN :difficulty     ELSE difficulty     END,
 	estimated_time = CASE WHEN :set_estimated_time THEN :estimated_time ELSE estimated_time END,
 	published_at   = CASE WHEN :set_published_at   THEN :published_at   ELSE published_at   END,
-	updated_at     = MAX(:now, updated_at)
-	WHERE slug = :where_slug
-	RETURNING ` + tutorialColumns + `, content`
+	updated_at     = MAX(:now, updated_at),
+	version        = version + 1
+	` + whereTutorial + `
+	RETURNING ` + fullTutorialColumns
 
-func (s *sqliteStore) PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error) {
-	var published any
-	if in.PublishedAt != nil {
-		published = formatTime(*in.PublishedAt)
-	}
+func (s *sqliteStore) PatchTutorial(ctx context.Context, slug string, p TutorialPatch, now time.Time, check *Precondition) (Tutorial, error) {
 	return s.updateTutorial(ctx, slug, check, patchSQL,
-		sql.Named("set_title", in.Sent["title"]), sql.Named("title", in.Title),
-		sql.Named("set_slug", in.Sent["slug"]), sql.Named("slug", in.Slug),
-		sql.Named("set_excerpt", in.Sent["excerpt"]), sql.Named("excerpt", in.Excerpt),
-		sql.Named("set_content", in.Sent["content"]), sql.Named("content", in.Content),
-		sql.Named("set_category", in.Sent["category"]), sql.Named("category", in.Category),
-		sql.Named("set_difficulty", in.Sent["difficulty"]), sql.Named("difficulty", in.Difficulty),
-		sql.Named("set_estimated_time", in.Sent["estimated_time"]), sql.Named("estimated_time", in.EstimatedTime),
-		sql.Named("set_published_at", in.Sent["published_at"]), sql.Named("published_at", published),
-		sql.Named("now", formatTime(now)),
-		sql.Named("where_slug", slug))
+		sql.Named("set_title", p.Title.Set), sql.Named("title", p.Title.Value),
+		sql.Named("set_slug", p.Slug.Set), sql.Named("slug", p.Slug.Value),
+		sql.Named("set_excerpt", p.Excerpt.Set), sql.Named("excerpt", p.Excerpt.Value),
+		sql.Named("set_content", p.Content.Set), sql.Named("content", p.Content.Value),
+		sql.Named("set_category", p.Category.Set), sql.Named("category", p.Category.Value),
+		sql.Named("set_difficulty", p.Difficulty.Set), sql.Named("difficulty", p.Difficulty.Value),
+		sql.Named("set_estimated_time", p.EstimatedTime.Set), sql.Named("estimated_time", p.EstimatedTime.Value),
+		sql.Named("set_published_at", p.PublishedAt.Set), sql.Named("published_at", formatTime(p.PublishedAt.Value)),
+		sql.Named("now", formatTime(now)))
 }
 
 // replaceSQL: a published_at left out goes back to the time of creation.
 const replaceSQL = `UPDATE tutorials SET
-	title = ?, slug = ?, excerpt = ?, content = ?, category = ?, difficulty = ?,
-	estimated_time = ?,
-	published_at = COALESCE(?, created_at),
-	updated_at = MAX(?, updated_at)
-	WHERE slug = ?
-	RETURNING ` + tutorialColumns + `, content`
+	title = :title, slug = :slug, excerpt = :excerpt, content = :content,
+	category = :category, difficulty = :difficulty, estimated_time = :estimated_time,
+	published_at = COALESCE(:published_at, created_at),
+	updated_at = MAX(:now, updated_at),
+	version = version + 1
+	` + whereTutorial + `
+	RETURNING ` + fullTutorialColumns
 
-func (s *sqliteStore) ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error) {
+func (s *sqliteStore) ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check *Precondition) (Tutorial, error) {
 	var published any
 	if in.PublishedAt != nil {
 		published = formatTime(*in.PublishedAt)
 	}
-	return s.updateTutorial(ctx, slug, check, replaceSQL, in.Title, in.Slug, in.Excerpt, in.Content,
-		in.Category, in.Difficulty, in.EstimatedTime, published, formatTime(now), slug)
+	return s.updateTutorial(ctx, slug, check, replaceSQL,
+		sql.Named("title", in.Title), sql.Named("slug", in.Slug),
+		sql.Named("excerpt", in.Excerpt), sql.Named("content", in.Content),
+		sql.Named("category", in.Category), sql.Named("difficulty", in.Difficulty),
+		sql.Named("estimated_time", in.EstimatedTime),
+		sql.Named("published_at", published),
+		sql.Named("now", formatTime(now)))
 }
 
-const deleteSQL = `DELETE FROM tutorials WHERE slug = ?`
+const deleteSQL = `DELETE FROM tutorials ` + whereTutorial
 
-func (s *sqliteStore) DeleteTutorial(ctx context.Context, slug string, check Precondition) error {
+func (s *sqliteStore) DeleteTutorial(ctx context.Context, slug string, check *Precondition) error {
 	return s.db.Write(ctx, func(ctx context.Context, tx *sqlitedb.Tx) error {
-		if err := checkPrecondition(ctx, tx, slug, check); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, deleteSQL, slug)
+		res, err := tx.ExecContext(ctx, deleteSQL, whereArgs(slug, check)...)
 		if err != nil {
 			return err
 		}
-		return requireOneRow(res)
+		err = requireOneRow(res)
+		if errors.Is(err, ErrNotFound) {
+			return noRow(check)
+		}
+		return err
 	})
 }
 

@@ -1,9 +1,18 @@
 package main
 
+// Tests of the SQLite engine's schema: its migrations, and what the tables
+// themselves promise (ids never reused).
+
 import (
+	"context"
+	"database/sql"
+	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // sqliteMigration returns the text of migration n of schema.sql, for a test
@@ -16,4 +25,169 @@ func sqliteMigration(t testing.TB, n int) string {
 	}
 	text, _, _ := strings.Cut(rest, "\n-- migration "+strconv.Itoa(n+1)+":")
 	return text[strings.IndexByte(text, '\n'):]
+}
+
+// oldDatabase builds a database file as a release whose schema ended at
+// migration last left it, then runs statements on it as that release would
+// have, and returns its path.
+func oldDatabase(t testing.TB, last int, statements ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var steps []string
+	for n := 1; n <= last; n++ {
+		steps = append(steps, sqliteMigration(t, n))
+	}
+	steps = append(steps, "PRAGMA user_version = "+strconv.Itoa(last))
+	for _, stmt := range append(steps, statements...) {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("build the old database: %v", err)
+		}
+	}
+	return path
+}
+
+// Deleting the newest tutorial and creating another used to give the new
+// one the deleted one's id: SQLite's default is the largest id left plus
+// one. A client that kept the old id would then find the wrong tutorial.
+func TestIDsAreNeverReused(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "First", "slug": "first"})
+	newest := ts.create(t, map[string]any{"title": "Newest", "slug": "newest"})
+	if resp := ts.request(t, "DELETE", "/api/v1/tutorials/newest", ts.writeKey, ""); resp.status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %q", resp.status, resp.error)
+	}
+	if next := ts.create(t, map[string]any{"title": "Next", "slug": "next"}); next.ID <= newest.ID {
+		t.Errorf("a tutorial created after deleting id %d has id %d: ids must never be reused", newest.ID, next.ID)
+	}
+}
+
+// Migration 4 builds the tutorials table again (for AUTOINCREMENT). A
+// database of the release before it, with tutorials in it and a gap in its
+// ids, must come out with the same ids, a search index that still agrees
+// with the table, exact totals, and every index and trigger in place.
+func TestMigration4KeepsIDsSearchAndTotals(t *testing.T) {
+	ctx := context.Background()
+	path := oldDatabase(t, 3,
+		`INSERT INTO tutorials (id, title, slug, excerpt, content, category, difficulty, published_at, created_at, updated_at) VALUES
+			(1, 'Flask Basics', 'flask-basics', 'Routes.', 'Templates and forms.', 'backend', 'beginner', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z'),
+			(2, 'Gone', 'gone', '', 'Flask too.', 'backend', 'beginner', '2025-01-02T00:00:00Z', '2025-01-02T00:00:00Z', '2025-01-02T00:00:00Z'),
+			(3, 'CSS Grid', 'css-grid', 'Layout.', 'Rows and columns.', 'frontend', 'intermediate', '2025-01-03T00:00:00Z', '2025-01-03T00:00:00Z', '2025-01-03T00:00:00Z'),
+			(7, 'Go Basics', 'go-basics', 'Types.', 'Flask is Python, not Go.', 'backend', 'advanced', '2025-01-04T00:00:00Z', '2025-01-04T00:00:00Z', '2025-01-04T00:00:00Z')`,
+		`DELETE FROM tutorials WHERE id = 2`,
+	)
+	store, err := OpenStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+
+	t.Run("every id is kept", func(t *testing.T) {
+		want := map[string]int64{"flask-basics": 1, "css-grid": 3, "go-basics": 7}
+		got := map[string]int64{}
+		for slug := range want {
+			tut, err := store.TutorialBySlug(ctx, slug)
+			if err != nil {
+				t.Fatalf("%s: %v", slug, err)
+			}
+			got[slug] = tut.ID
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ids (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("search and totals", func(t *testing.T) {
+		tests := []struct {
+			name  string
+			p     ListParams
+			want  []string
+			total int64
+		}{
+			{"all", ListParams{}, []string{"go-basics", "css-grid", "flask-basics"}, 3},
+			{"a category", ListParams{Category: "backend"}, []string{"go-basics", "flask-basics"}, 2},
+			{"a difficulty", ListParams{Difficulty: "intermediate"}, []string{"css-grid"}, 1},
+			{"a search", ListParams{Query: "flask", Sort: "-published_at"}, []string{"go-basics", "flask-basics"}, 2},
+			{"a search of the deleted one's words", ListParams{Query: "gone"}, []string{}, 0},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				tt.p.Page, tt.p.PerPage = 1, 10
+				list, total, err := store.ListTutorials(ctx, tt.p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(tt.want, slugs(list)); diff != "" || total != tt.total {
+					t.Errorf("slugs (-want +got):\n%s\ntotal %d, want %d", diff, total, tt.total)
+				}
+			})
+		}
+		checkSearchIndex(t, path)
+	})
+
+	t.Run("every index and trigger is in place", func(t *testing.T) {
+		rows, err := openSQL(t, path).Query(`SELECT type, name FROM sqlite_schema
+			WHERE tbl_name = 'tutorials' AND type IN ('index', 'trigger') AND name NOT LIKE 'sqlite_%'
+			ORDER BY type, name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got []string
+		for rows.Next() {
+			var typ, name string
+			if err := rows.Scan(&typ, &name); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, typ+" "+name)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			"index tutorials_category", "index tutorials_difficulty",
+			"index tutorials_published", "index tutorials_published_desc",
+			"index tutorials_title", "index tutorials_title_desc",
+			"trigger tutorials_count_delete", "trigger tutorials_count_insert", "trigger tutorials_count_update",
+			"trigger tutorials_fts_delete", "trigger tutorials_fts_insert", "trigger tutorials_fts_update",
+			"trigger tutorials_version",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("indexes and triggers on tutorials (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("writes after it keep the index and the totals, and new ids", func(t *testing.T) {
+		now := mustTime(t, "2026-01-01T00:00:00Z")
+		created, err := store.CreateTutorial(ctx, TutorialInput{Title: "Flask Testing", Slug: "flask-testing",
+			Category: "backend", Difficulty: "beginner"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if created.ID <= 7 {
+			t.Errorf("new tutorial has id %d, want one above 7, the largest kept", created.ID)
+		}
+		if _, err := store.PatchTutorial(ctx, "css-grid", TutorialPatch{Title: Some("Flask Grid"), Category: Some("backend")}, now, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.DeleteTutorial(ctx, "go-basics", nil); err != nil {
+			t.Fatal(err)
+		}
+		list, total, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 10, Query: "flask", Category: "backend", Sort: "title"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"flask-basics", "css-grid", "flask-testing"}
+		if diff := cmp.Diff(want, slugs(list)); diff != "" || total != 3 {
+			t.Errorf("search after writes (-want +got):\n%s\ntotal %d, want 3", diff, total)
+		}
+		if _, total, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 1, Category: "frontend"}); err != nil || total != 0 {
+			t.Errorf("frontend total %d (%v), want 0", total, err)
+		}
+		checkSearchIndex(t, path)
+	})
 }

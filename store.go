@@ -19,6 +19,9 @@ import (
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrSlugTaken = errors.New("slug already exists")
+	// ErrEditConflict is a write whose Precondition did not hold: the
+	// tutorial changed, or went, since the client read it.
+	ErrEditConflict = errors.New("edit conflict")
 	// ErrAlreadyRevoked is a key revoked a second time: no harm done, but
 	// the person revoking it should know it was not in use.
 	ErrAlreadyRevoked = errors.New("key already revoked")
@@ -39,15 +42,15 @@ type Store interface {
 	// CreateTutorial stores a new tutorial, created at now, and returns it
 	// as stored; a slug that is taken is ErrSlugTaken.
 	CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error)
-	// PatchTutorial changes the fields in.Sent names, and only those, if
-	// check allows it (nil: always).
-	PatchTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error)
-	// ReplaceTutorial overwrites every writable field, if check allows it;
-	// a published_at not sent goes back to the time of creation. It never
+	// PatchTutorial changes the fields p sets, and only those, if check
+	// holds (nil: always).
+	PatchTutorial(ctx context.Context, slug string, p TutorialPatch, now time.Time, check *Precondition) (Tutorial, error)
+	// ReplaceTutorial overwrites every writable field, if check holds; a
+	// published_at not sent goes back to the time of creation. It never
 	// creates: a missing slug is ErrNotFound.
-	ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check Precondition) (Tutorial, error)
-	// DeleteTutorial deletes the tutorial, if check allows it.
-	DeleteTutorial(ctx context.Context, slug string, check Precondition) error
+	ReplaceTutorial(ctx context.Context, slug string, in TutorialInput, now time.Time, check *Precondition) (Tutorial, error)
+	// DeleteTutorial deletes the tutorial, if check holds.
+	DeleteTutorial(ctx context.Context, slug string, check *Precondition) error
 
 	// CreateKey records a new key, k, by its hash, never the key itself,
 	// and returns the record with its id.
@@ -101,10 +104,26 @@ func OpenStore(ctx context.Context, db string) (Store, error) {
 
 // ---- Tutorials ----
 
-// Tutorial is one tutorial, as the API returns it.
+// Tutorial is one tutorial, as the API returns it, and the version it is at.
 type Tutorial struct {
 	TutorialSummary
 	Content string `json:"content"`
+	// Version moves with every change to the tutorial. It is not a field
+	// of the resource: see Revision.
+	Version int64 `json:"-"`
+}
+
+// Revision names one state of one tutorial: the tutorial by its id, which
+// is never reused, and its version, which moves with every change. The API
+// makes a tutorial's ETag of it.
+type Revision struct {
+	ID      int64
+	Version int64
+}
+
+// Revision is the state t is in.
+func (t Tutorial) Revision() Revision {
+	return Revision{ID: t.ID, Version: t.Version}
 }
 
 // TutorialSummary is a tutorial without its content, as the list returns it:
@@ -122,9 +141,8 @@ type TutorialSummary struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 }
 
-// TutorialInput is what a client writes: every field it may set, already
-// validated. Create and Replace write all of them; Patch writes only those
-// named in Sent.
+// TutorialInput is a whole tutorial as a client writes it, already
+// validated: Create and Replace write every field.
 type TutorialInput struct {
 	Title         string
 	Slug          string
@@ -134,16 +152,51 @@ type TutorialInput struct {
 	Difficulty    string
 	EstimatedTime *int64     // nil: no estimate
 	PublishedAt   *time.Time // nil: the default (the time of creation)
-
-	// Sent holds the JSON names of the fields the client sent.
-	Sent map[string]bool
 }
 
-// Precondition decides whether a write may go ahead, given the tutorial as
-// it is stored at that moment: current is nil when there is none. An error
-// it returns stops the write and is returned as it is. It is how If-Match
-// reaches the store without the store knowing about HTTP.
-type Precondition func(current *Tutorial) error
+// TutorialPatch is a change to a tutorial, already validated: the fields
+// that are set change, the others stay as they are.
+type TutorialPatch struct {
+	Title         Optional[string]
+	Slug          Optional[string]
+	Excerpt       Optional[string]
+	Content       Optional[string]
+	Category      Optional[string]
+	Difficulty    Optional[string]
+	EstimatedTime Optional[*int64] // set to nil: no estimate any more
+	PublishedAt   Optional[time.Time]
+}
+
+// Optional is a field of a TutorialPatch: a new value when Set, no change
+// otherwise. A pointer alone could not tell "set estimated_time to null"
+// from "leave it alone".
+type Optional[T any] struct {
+	Value T
+	Set   bool
+}
+
+// Some is an Optional that sets v.
+func Some[T any](v T) Optional[T] {
+	return Optional[T]{Value: v, Set: true}
+}
+
+// Or returns the value o sets, or def when it sets none.
+func (o Optional[T]) Or(def T) T {
+	if o.Set {
+		return o.Value
+	}
+	return def
+}
+
+// Precondition is what a write expects of the tutorial, for If-Match: that
+// it exists and is at one of Revisions, or at any revision when AnyRevision
+// is set. Otherwise the write changes nothing and is ErrEditConflict. The
+// store checks it in the write itself (optimistic locking), so of two
+// clients that read the same revision, only the first to write succeeds.
+type Precondition struct {
+	AnyRevision bool
+	Revisions   []Revision
+}
 
 // ListParams selects and orders a page of tutorials. The API has already
 // checked every value.
