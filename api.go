@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"tutorials/internal/validator"
@@ -449,6 +450,12 @@ func readObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMess
 	if !json.Valid(body) {
 		return nil, &apiError{http.StatusBadRequest, msgNotJSON}
 	}
+	// encoding/json would quietly turn bytes that are not UTF-8, and \u
+	// escapes of half a surrogate pair, into U+FFFD: the text stored would
+	// not be the text sent. Such a body is not JSON (RFC 8259, 8.1 and 8.2).
+	if !utf8.Valid(body) || hasLoneSurrogate(body) {
+		return nil, &apiError{http.StatusBadRequest, "Request body must be valid UTF-8"}
+	}
 	if kind := jsonKind(body); kind != "object" {
 		return nil, &apiError{http.StatusBadRequest, "Request body must be a JSON object, not " + kind}
 	}
@@ -457,6 +464,36 @@ func readObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMess
 		return nil, &apiError{http.StatusBadRequest, msgNotJSON}
 	}
 	return fields, nil
+}
+
+// hasLoneSurrogate reports whether valid JSON holds a \u escape of a UTF-16
+// surrogate that is not one half of a pair, "\ud800" say: no character.
+// In valid JSON a backslash only ever starts an escape inside a string, so
+// the scan needs no parser.
+func hasLoneSurrogate(body []byte) bool {
+	surrogate := func(i int) (rune, bool) { // the escape \uXXXX at body[i:]
+		if i+6 > len(body) || body[i] != '\\' || body[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(body[i+2:i+6]), 16, 16)
+		return rune(n), err == nil && utf16.IsSurrogate(rune(n))
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		r, ok := surrogate(i)
+		if !ok {
+			i++ // the escaped character, a backslash perhaps
+			continue
+		}
+		low, ok := surrogate(i + 6)
+		if r > 0xdbff || !ok || low < 0xdc00 {
+			return true // a low half first, or a high half alone
+		}
+		i += 11
+	}
+	return false
 }
 
 // jsonKind names the kind of a valid JSON value from its first character.
@@ -569,6 +606,10 @@ func parseTutorial(fields map[string]json.RawMessage, mode inputMode) (TutorialP
 	if s, sent := stringField(v, fields, "published_at", false); sent {
 		t, err := time.Parse(time.RFC3339, s)
 		v.Check(err == nil, "published_at", "published_at must be an RFC 3339 time, like 2026-11-24T21:17:33Z")
+		// time.Parse takes an offset of +24:00 or more, a day or more
+		// away; RFC 3339 stops at 23:59.
+		_, offset := t.Zone()
+		v.Check(max(offset, -offset) < 24*60*60, "published_at", "published_at must have a UTC offset between -23:59 and +23:59")
 		// An offset can carry a time of year 0000 or 9999 over the edge of
 		// the four-digit years the stored form has room for.
 		t = t.UTC().Truncate(time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -152,6 +153,36 @@ func FuzzTutorialBody(f *testing.F) {
 	})
 }
 
+// decodingReplaces reports whether encoding/json, decoding body, would put
+// U+FFFD where the body has none: the body holds an escape that is no
+// character. It counts the U+FFFD the body really holds, as UTF-8 or as the
+// escape \ufffd, against those of the decoded strings.
+func decodingReplaces(body []byte) bool {
+	var v any
+	if json.Unmarshal(body, &v) != nil {
+		return false // not JSON: refused for that
+	}
+	held := bytes.Count(body, []byte("\uFFFD")) + len(regexp.MustCompile(`(?i)\\ufffd`).FindAll(body, -1))
+	var decoded func(any) int
+	decoded = func(v any) int {
+		n := 0
+		switch v := v.(type) {
+		case string:
+			n = strings.Count(v, "\uFFFD")
+		case []any:
+			for _, e := range v {
+				n += decoded(e)
+			}
+		case map[string]any:
+			for k, e := range v {
+				n += strings.Count(k, "\uFFFD") + decoded(e)
+			}
+		}
+		return n
+	}
+	return decoded(v) > held
+}
+
 // oracleFields holds the fields of a tutorial by JSON name, as the oracle
 // expects the server to store them.
 type oracleFields map[string]any
@@ -168,6 +199,11 @@ var oracleSlug = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 // oracleTutorial reads body by the rules of section 3 of the contract and
 // returns what the server must store, and whether the body is valid at all.
 func oracleTutorial(body []byte, mode inputMode) (oracleFields, bool) {
+	// Text that is not UTF-8, as bytes or as an escape of half a surrogate
+	// pair, is refused: decoded, it would come back with U+FFFD in its place.
+	if !utf8.Valid(body) || decodingReplaces(body) {
+		return nil, false
+	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.UseNumber()
 	var obj map[string]any
