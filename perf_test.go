@@ -7,73 +7,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // The mechanisms that make the server fast, held to the promises that make
-// them safe: group commit, the key cache, and the kept counts. (How fast is
-// measured by go run ./bench and the benchmarks, never asserted.)
-
-// ---- Group commit ----
-
-func TestConcurrentCreatesAllAnswerAfterTheirCommit(t *testing.T) {
-	ts := newTestServer(t)
-	const unique, dups = 60, 8
-	statuses := make(chan int, unique+dups)
-	var wg sync.WaitGroup
-	post := func(slug string) {
-		defer wg.Done()
-		body := `{"title": "T", "slug": "` + slug + `"}`
-		req, _ := http.NewRequest("POST", ts.url+"/api/v1/tutorials", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+ts.writeKey)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		res.Body.Close()
-		if slug == "dup" {
-			statuses <- res.StatusCode
-		} else if res.StatusCode != http.StatusCreated {
-			t.Errorf("create %s: %d", slug, res.StatusCode)
-		}
-	}
-	for i := range unique {
-		wg.Add(1)
-		go post(fmt.Sprintf("t%d", i))
-	}
-	for range dups {
-		wg.Add(1)
-		go post("dup")
-	}
-	wg.Wait()
-	close(statuses)
-
-	count := map[int]int{}
-	for s := range statuses {
-		count[s]++
-	}
-	if diff := cmp.Diff(map[int]int{http.StatusCreated: 1, http.StatusConflict: dups - 1}, count); diff != "" {
-		t.Errorf("the duplicates' statuses (-want +got):\n%s", diff)
-	}
-	// Every 201 is already visible to another connection to the file.
-	other, err := OpenStore(context.Background(), ts.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	_, total, err := other.ListTutorials(context.Background(), ListParams{Page: 1, PerPage: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if total != unique+1 {
-		t.Errorf("total %d, want %d", total, unique+1)
-	}
-}
+// them safe: the key cache, and the kept counts. (How fast is measured by
+// go run ./bench and the benchmarks, never asserted.)
 
 // ---- The key cache ----
 

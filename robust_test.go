@@ -24,59 +24,70 @@ import (
 
 // ---- Concurrent writers ----
 
-func TestConcurrentCreatesAllSucceed(t *testing.T) {
+// TestConcurrentCreates sends creates all at once: writers each with slugs
+// of their own, and clients racing for one slug. Every create gets its own
+// answer, and only after its own commit: each 201 is already there for
+// another connection to the file, as another process would see it.
+func TestConcurrentCreates(t *testing.T) {
 	ts := newTestServer(t)
-	const writers, each = 8, 50
+	other := openSQL(t, ts.dbPath)
+	committed := func(slug string) bool {
+		var n int
+		if err := other.QueryRow(`SELECT count(*) FROM tutorials WHERE slug = ?`, slug).Scan(&n); err != nil {
+			t.Error(err)
+		}
+		return n == 1
+	}
+	const writers, each, racers = 8, 50, 16
+	start := make(chan struct{})
+	raced := make(chan response, racers)
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
+			<-start
 			for i := range each {
-				body := mustJSON(t, map[string]any{"title": "t", "slug": fmt.Sprintf("w%d-%d", w, i)})
-				resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, body)
+				slug := fmt.Sprintf("w%d-%d", w, i)
+				resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, mustJSON(t, map[string]any{"title": "t", "slug": slug}))
 				if resp.status != http.StatusCreated {
 					t.Errorf("writer %d, create %d: %d %q", w, i, resp.status, resp.error)
 					return
 				}
+				if !committed(slug) {
+					t.Errorf("%s was answered 201 before it was committed", slug)
+				}
 			}
 		})
 	}
-	wg.Wait()
-	if got := ts.count(t); got != writers*each {
-		t.Errorf("%d tutorials, want %d", got, writers*each)
-	}
-	if logs := ts.logs.String(); strings.Contains(logs, "locked") || strings.Contains(logs, "level=ERROR") {
-		t.Errorf("the log shows a failed write:\n%s", logs)
-	}
-}
-
-func TestConcurrentCreatesOfOneSlug(t *testing.T) {
-	ts := newTestServer(t)
-	const clients = 16
-	start := make(chan struct{})
-	statuses := make(chan response, clients)
-	var wg sync.WaitGroup
-	for i := range clients {
+	for i := range racers {
 		wg.Go(func() {
 			<-start // all at once, as far as the scheduler allows
-			statuses <- ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey,
+			resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey,
 				mustJSON(t, map[string]any{"title": fmt.Sprint("client ", i), "slug": "same"}))
+			if resp.status == http.StatusCreated && !committed("same") {
+				t.Error("the racer's create was answered 201 before it was committed")
+			}
+			raced <- resp
 		})
 	}
 	close(start)
 	wg.Wait()
-	close(statuses)
+	close(raced)
+
 	got := map[int]int{}
-	for resp := range statuses {
+	for resp := range raced {
 		got[resp.status]++
 		if resp.status == http.StatusConflict {
 			resp.wantError(t, http.StatusConflict, "Slug already exists")
 		}
 	}
-	if diff := cmp.Diff(map[int]int{201: 1, 409: clients - 1}, got); diff != "" {
-		t.Errorf("statuses (-want +got):\n%s", diff)
+	if diff := cmp.Diff(map[int]int{http.StatusCreated: 1, http.StatusConflict: racers - 1}, got); diff != "" {
+		t.Errorf("the racers' statuses (-want +got):\n%s", diff)
 	}
-	if n := ts.count(t); n != 1 {
-		t.Errorf("%d tutorials, want 1", n)
+	if n := ts.count(t); n != writers*each+1 {
+		t.Errorf("%d tutorials, want %d", n, writers*each+1)
+	}
+	if logs := ts.logs.String(); strings.Contains(logs, "locked") || strings.Contains(logs, "level=ERROR") {
+		t.Errorf("the log shows a failed write:\n%s", logs)
 	}
 }
 
