@@ -992,26 +992,6 @@ func TestAuthentication(t *testing.T) {
 	})
 }
 
-func TestRevokedKeyIsRefusedOnTheNextRequest(t *testing.T) {
-	ts := newTestServer(t)
-	key, rec, err := issueKey(context.Background(), ts.store, "soon revoked", scopeWrite, ts.clock.now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp := ts.request(t, "GET", "/api/v1/tutorials", key, ""); resp.status != http.StatusOK {
-		t.Fatalf("before revoking: %d %q", resp.status, resp.error)
-	}
-	// Revoke through the command line, on its own connection to the file, as
-	// "tutorials keys revoke" in another process would.
-	var out bytes.Buffer
-	err = run(context.Background(), []string{"keys", "revoke", "-db", ts.dbPath, fmt.Sprint(rec.ID)},
-		func(string) string { return "" }, &out, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.request(t, "GET", "/api/v1/tutorials", key, "").wantError(t, http.StatusUnauthorized, "Invalid or inactive API key")
-}
-
 func TestKeysAndBodiesNeverReachTheLog(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "Secret title", "slug": "go", "content": "secret content"})
