@@ -983,13 +983,6 @@ func TestAuthentication(t *testing.T) {
 			t.Errorf("a read key changed something: %+v, %d tutorials", got, ts.count(t))
 		}
 	})
-
-	t.Run("authenticated responses are not cached", func(t *testing.T) {
-		resp := ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
-		if got := resp.header.Get("Cache-Control"); got != "no-store" {
-			t.Errorf("Cache-Control = %q, want no-store", got)
-		}
-	})
 }
 
 func TestKeysAndBodiesNeverReachTheLog(t *testing.T) {
