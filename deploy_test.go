@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -52,50 +49,26 @@ func TestBareCommandServesOnPORT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
 
-	env := map[string]string{
-		"PORT":         fmt.Sprint(port),
-		"TUTORIALS_DB": filepath.Join(t.TempDir(), "t.db"),
+	s := startServeWith(t, map[string]string{"PORT": port, "TUTORIALS_DB": filepath.Join(t.TempDir(), "t.db")})
+	if !strings.HasSuffix(s.url, ":"+port) {
+		t.Fatalf("the server listens at %s, not on PORT %s", s.url, port)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(name string) string { return env[name] }, &bytes.Buffer{}, &stderr) }()
-
-	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		res, err := http.Get(url)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				t.Fatalf("GET /healthz: %d", res.StatusCode)
-			}
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the server stopped before it served: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on PORT %d after 10 s: %v\n%s", port, err, stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond) // a poll with a deadline: nothing tells us when it listens
+	res, err := http.Get("http://127.0.0.1:" + port + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz: %d", res.StatusCode)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after cancel: %v\n%s", err, stderr.String())
-		}
-		if !strings.Contains(stderr.String(), "msg=stopped") {
-			t.Errorf("no stopped line in the log:\n%s", stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the server did not stop within 15 s of its context being cancelled")
+	if err := s.shutdown(t); err != nil {
+		t.Fatalf("run after cancel: %v\n%s", err, s.stderr)
+	}
+	if !strings.Contains(s.stderr.String(), "msg=stopped") {
+		t.Errorf("no stopped line in the log:\n%s", s.stderr)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,34 +268,60 @@ type serving struct {
 	done   chan error
 }
 
+// listeningLine is the log line in which the server says where it listens.
 var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
-// startServe runs "tutorials serve" on db, with flags, and waits until it
-// listens.
+// startServe runs "tutorials serve" on db, with flags, at a port the system
+// chooses, and waits until it listens.
 func startServe(t *testing.T, db string, flags ...string) *serving {
+	t.Helper()
+	return startServeWith(t, nil, append([]string{"-addr", "127.0.0.1:0", "-db", db}, flags...)...)
+}
+
+// startServeWith runs the program with args and no environment but vars,
+// and waits until it listens.
+func startServeWith(t *testing.T, vars map[string]string, args ...string) *serving {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serving{stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	log := &watchedLog{syncBuffer: s.stderr, addr: make(chan string, 1)}
 	go func() {
-		s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-db", db}, flags...), env(nil), &bytes.Buffer{}, s.stderr)
+		s.done <- run(ctx, args, env(vars), &bytes.Buffer{}, log)
 	}()
 	t.Cleanup(func() {
 		cancel()
 		<-s.done
 	})
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := listeningLine.FindStringSubmatch(s.stderr.String()); m != nil {
-			s.url = "http://" + m[1]
-			return s
-		}
-		select {
-		case err := <-s.done:
-			t.Fatalf("serve stopped: %v\n%s", err, s.stderr)
-		default:
+	select {
+	case addr := <-log.addr:
+		s.url = "http://" + addr
+		return s
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		t.Fatalf("serve stopped: %v\n%s", err, s.stderr)
+	case <-time.After(time.Minute):
+		t.Fatalf("serve did not start listening:\n%s", s.stderr)
+	}
+	return nil
+}
+
+// watchedLog is the log of a server starting: it sends on addr, once,
+// where the server says it listens.
+type watchedLog struct {
+	*syncBuffer
+	addr chan string
+	sent atomic.Bool
+}
+
+func (l *watchedLog) Write(p []byte) (int, error) {
+	n, err := l.syncBuffer.Write(p)
+	// The whole log so far, not p: a line may come in two writes.
+	if !l.sent.Load() {
+		if m := listeningLine.FindStringSubmatch(l.String()); m != nil && l.sent.CompareAndSwap(false, true) {
+			l.addr <- m[1]
 		}
 	}
-	t.Fatalf("serve did not start listening:\n%s", s.stderr)
-	return nil
+	return n, err
 }
 
 // shutdown stops the server as SIGTERM would and returns run's error.

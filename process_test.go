@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,8 +58,6 @@ type process struct {
 	err  error         // the result of Wait, once done is closed
 }
 
-var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
 // startServer starts the server on db at a port the system chooses, and
 // returns once its log says where it listens.
 func startServer(t *testing.T, bin, db string) *process {
@@ -86,7 +83,7 @@ func startServer(t *testing.T, bin, db string) *process {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			p.logs.Write(append(sc.Bytes(), '\n'))
-			if m := listeningAddr.FindSubmatch(sc.Bytes()); m != nil {
+			if m := listeningLine.FindSubmatch(sc.Bytes()); m != nil {
 				addr <- string(m[1])
 			}
 		}
