@@ -43,7 +43,7 @@ func createKey(t *testing.T, bin, db string) string {
 		t.Fatalf("keys create: %v", err)
 	}
 	key := strings.TrimSpace(string(out))
-	if !wellFormedKey(key) {
+	if !keyFormat.MatchString(key) {
 		t.Fatalf("keys create printed %q, not a key", key)
 	}
 	return key
