@@ -88,7 +88,7 @@ func newTestServerWith(t *testing.T, cfg config) *testServer {
 
 // newTestDatabase opens a fresh database in t.TempDir() with a key of each
 // scope, for a test server to serve.
-func newTestDatabase(t *testing.T) *testServer {
+func newTestDatabase(t testing.TB) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "test.db")
