@@ -7,37 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
-
-// TestAddrSetting: hosting platforms say where to listen with PORT; the
-// program's own variable and then the flag beat it.
-func TestAddrSetting(t *testing.T) {
-	tests := []struct {
-		name string
-		env  map[string]string
-		args []string
-		want string
-	}{
-		{"the default", nil, nil, ":8080"},
-		{"PORT", map[string]string{"PORT": "3000"}, nil, ":3000"},
-		{"TUTORIALS_ADDR beats PORT", map[string]string{"PORT": "3000", "TUTORIALS_ADDR": "127.0.0.1:4000"}, nil, "127.0.0.1:4000"},
-		{"-addr beats both", map[string]string{"PORT": "3000", "TUTORIALS_ADDR": "127.0.0.1:4000"},
-			[]string{"-addr", "127.0.0.1:5000"}, "127.0.0.1:5000"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseServeConfig(tt.args, func(name string) string { return tt.env[name] })
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, cfg.addr); diff != "" {
-				t.Errorf("addr (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
 
 // TestBareCommandServesOnPORT runs the program as a platform would: no
 // command, no flags, only PORT and TUTORIALS_DB in the environment. It must
