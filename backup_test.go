@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -66,8 +65,10 @@ func TestBackupWhileWritersAreBusy(t *testing.T) {
 	}
 
 	// committed holds every slug whose create was answered 201, in order.
+	// busy is closed once the writers are in full swing.
 	var mu sync.Mutex
 	var committed []string
+	busy := make(chan struct{})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	const writers = 4
@@ -100,26 +101,24 @@ func TestBackupWhileWritersAreBusy(t *testing.T) {
 				}
 				mu.Lock()
 				committed = append(committed, slug)
+				if len(committed) == 4*writers {
+					close(busy)
+				}
 				mu.Unlock()
 			}
 		})
 	}
-	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	stopWriters := sync.OnceFunc(func() { close(stop); <-stopped })
 	defer stopWriters() // on a t.Fatal below
 
 	// Wait until the writers are in full swing, so that the backup runs
 	// among them rather than before them.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		mu.Lock()
-		n := len(committed)
-		mu.Unlock()
-		if n >= 4*writers {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the writers committed only %d tutorials in 10 s", n)
-		}
-		time.Sleep(time.Millisecond) // a poll with a deadline: no channel tells us
+	select {
+	case <-busy:
+	case <-stopped:
+		t.Fatal("the writers stopped before they were in full swing")
 	}
 	mu.Lock()
 	before := append([]string{}, committed...)

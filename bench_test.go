@@ -16,10 +16,11 @@ import (
 )
 
 // The handler paths under `go test -bench`, each next to a bare net/http
-// baseline that does the same HTTP work and nothing else. They are a guard,
-// not a measurement: CI runs them briefly, so that a path that starts to
-// allocate many times more, or to crawl, shows in its log. The real numbers
-// come from go run ./bench (see BENCHMARKS.md). No timing is asserted.
+// baseline that does the same HTTP work and nothing else. They check
+// nothing but each answer's status: CI runs them briefly, as a smoke run
+// whose log shows time and allocations per path for a person to read, and
+// nothing fails if those grow. The real numbers come from go run ./bench
+// (see BENCHMARKS.md).
 //
 //	go test -run '^$' -bench . -benchmem
 

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,7 +41,10 @@ const (
 )
 
 // fuzzServer is the handler of a server with rate limiting off (every input
-// would otherwise soon be a 429), on a fresh database holding the fixed keys.
+// would otherwise soon be a 429), on a fresh test database that also holds
+// the fixed keys. The targets call the handler directly, without a
+// listener: an HTTP client would refuse much of what they generate (a
+// header with a control character, say) before the server saw it.
 type fuzzServer struct {
 	handler http.Handler
 	store   Store
@@ -51,27 +53,22 @@ type fuzzServer struct {
 func newFuzzServer(f *testing.F) *fuzzServer {
 	f.Helper()
 	ctx := context.Background()
-	store, err := OpenStore(ctx, filepath.Join(f.TempDir(), "fuzz.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { store.Close() })
+	ts := newTestDatabase(f)
 	for _, k := range []struct{ key, scope string }{
 		{fuzzWriteKey, scopeWrite}, {fuzzReadKey, scopeRead}, {fuzzRevokedKey, scopeWrite},
 	} {
-		rec, err := store.CreateKey(ctx, APIKey{Name: "fuzz", Scope: k.scope, Prefix: k.key[:keyShownLen], CreatedAt: time.Now()}, hashKey(k.key))
+		rec, err := ts.store.CreateKey(ctx, APIKey{Name: "fuzz", Scope: k.scope, Prefix: k.key[:keyShownLen], CreatedAt: ts.clock.now()}, hashKey(k.key))
 		if err != nil {
 			f.Fatal(err)
 		}
 		if k.key == fuzzRevokedKey {
-			if err := store.RevokeKey(ctx, rec.ID); err != nil {
+			if err := ts.store.RevokeKey(ctx, rec.ID); err != nil {
 				f.Fatal(err)
 			}
 		}
 	}
-	cfg := testConfig(f)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &fuzzServer{handler: newServer(cfg, logger, store, newKeyUsage(), time.Now), store: store}
+	return &fuzzServer{handler: newServer(testConfig(f), logger, ts.store, ts.usage, ts.clock.now), store: ts.store}
 }
 
 // serve runs req through the handler, checks the envelope and the

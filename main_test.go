@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +35,12 @@ func runCommand(t *testing.T, args ...string) (stdout, stderr string, err error)
 	return out.String(), errOut.String(), err
 }
 
-var keyFormat = regexp.MustCompile(`^tut_[0-9a-f]{64}$`)
+// keyFormat is a key as the contract states it; keyInLog finds one in a
+// server's log.
+var (
+	keyFormat = regexp.MustCompile(`^tut_[0-9a-f]{64}$`)
+	keyInLog  = regexp.MustCompile(`tut_[0-9a-f]{64}`)
+)
 
 func TestKeysCreatePrintsOnlyTheKey(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "t.db")
@@ -285,34 +291,60 @@ type serving struct {
 	done   chan error
 }
 
+// listeningLine is the log line in which the server says where it listens.
 var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
-// startServe runs "tutorials serve" on db, with flags, and waits until it
-// listens.
+// startServe runs "tutorials serve" on db, with flags, at a port the system
+// chooses, and waits until it listens.
 func startServe(t *testing.T, db string, flags ...string) *serving {
+	t.Helper()
+	return startServeWith(t, nil, append([]string{"-addr", "127.0.0.1:0", "-db", db}, flags...)...)
+}
+
+// startServeWith runs the program with args and no environment but vars,
+// and waits until it listens.
+func startServeWith(t *testing.T, vars map[string]string, args ...string) *serving {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serving{stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	log := &watchedLog{syncBuffer: s.stderr, addr: make(chan string, 1)}
 	go func() {
-		s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-db", db}, flags...), env(nil), &bytes.Buffer{}, s.stderr)
+		s.done <- run(ctx, args, env(vars), &bytes.Buffer{}, log)
 	}()
 	t.Cleanup(func() {
 		cancel()
 		<-s.done
 	})
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := listeningLine.FindStringSubmatch(s.stderr.String()); m != nil {
-			s.url = "http://" + m[1]
-			return s
-		}
-		select {
-		case err := <-s.done:
-			t.Fatalf("serve stopped: %v\n%s", err, s.stderr)
-		default:
+	select {
+	case addr := <-log.addr:
+		s.url = "http://" + addr
+		return s
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		t.Fatalf("serve stopped: %v\n%s", err, s.stderr)
+	case <-time.After(time.Minute):
+		t.Fatalf("serve did not start listening:\n%s", s.stderr)
+	}
+	return nil
+}
+
+// watchedLog is the log of a server starting: it sends on addr, once,
+// where the server says it listens.
+type watchedLog struct {
+	*syncBuffer
+	addr chan string
+	sent atomic.Bool
+}
+
+func (l *watchedLog) Write(p []byte) (int, error) {
+	n, err := l.syncBuffer.Write(p)
+	// The whole log so far, not p: a line may come in two writes.
+	if !l.sent.Load() {
+		if m := listeningLine.FindStringSubmatch(l.String()); m != nil && l.sent.CompareAndSwap(false, true) {
+			l.addr <- m[1]
 		}
 	}
-	t.Fatalf("serve did not start listening:\n%s", s.stderr)
-	return nil
+	return n, err
 }
 
 // shutdown stops the server as SIGTERM would and returns run's error.
@@ -332,7 +364,7 @@ func (s *serving) shutdown(t *testing.T) error {
 func TestServeBootstrapsAKeyOnce(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "t.db")
 	s := startServe(t, db)
-	keys := regexp.MustCompile(`tut_[0-9a-f]{64}`).FindAllString(s.stderr.String(), -1)
+	keys := keyInLog.FindAllString(s.stderr.String(), -1)
 	if len(keys) != 1 {
 		t.Fatalf("want the new key printed once, got %d:\n%s", len(keys), s.stderr)
 	}
@@ -379,7 +411,7 @@ func TestServeBootstrapsAgainWhenEveryKeyIsRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startServe(t, db)
-	if n := len(regexp.MustCompile(`tut_[0-9a-f]{64}`).FindAllString(s.stderr.String(), -1)); n != 1 {
+	if n := len(keyInLog.FindAllString(s.stderr.String(), -1)); n != 1 {
 		t.Errorf("printed %d keys, want 1:\n%s", n, s.stderr)
 	}
 }

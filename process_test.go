@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,7 +43,7 @@ func createKey(t *testing.T, bin, db string) string {
 		t.Fatalf("keys create: %v", err)
 	}
 	key := strings.TrimSpace(string(out))
-	if !wellFormedKey(key) {
+	if !keyFormat.MatchString(key) {
 		t.Fatalf("keys create printed %q, not a key", key)
 	}
 	return key
@@ -58,8 +57,6 @@ type process struct {
 	done chan struct{} // closed once the process has exited
 	err  error         // the result of Wait, once done is closed
 }
-
-var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // startServer starts the server on db at a port the system chooses, and
 // returns once its log says where it listens.
@@ -86,7 +83,7 @@ func startServer(t *testing.T, bin, db string) *process {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			p.logs.Write(append(sc.Bytes(), '\n'))
-			if m := listeningAddr.FindSubmatch(sc.Bytes()); m != nil {
+			if m := listeningLine.FindSubmatch(sc.Bytes()); m != nil {
 				addr <- string(m[1])
 			}
 		}

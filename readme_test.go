@@ -35,7 +35,7 @@ func TestReadmeCurlExamples(t *testing.T) {
 	}
 
 	s := startServe(t, filepath.Join(t.TempDir(), "t.db"))
-	key := regexp.MustCompile(`tut_[0-9a-f]{64}`).FindString(s.stderr.String())
+	key := keyInLog.FindString(s.stderr.String())
 	for _, cmd := range commands {
 		cmd = strings.ReplaceAll(cmd, "http://localhost:8080", s.url)
 		// -s quiets progress, -f fails on a 4xx or 5xx: each line must succeed.
