@@ -48,6 +48,7 @@ type options struct {
 	rows, bigRows    int
 	skipBig          bool
 	keep             bool
+	seedOnly         string // seed this file with -rows tutorials, print a key for it, and stop
 	only             string // comma-separated cases to run, "" for all
 }
 
@@ -65,6 +66,7 @@ func main() {
 	flag.IntVar(&o.bigRows, "big-rows", 1_000_000, "tutorials in the large database")
 	flag.BoolVar(&o.skipBig, "skip-1m", false, "skip the cases on the large database (seeding it takes a while)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (databases, server logs)")
+	flag.StringVar(&o.seedOnly, "seed-only", "", "only create and seed this database file with -rows tutorials, print a key for it, and exit")
 	flag.StringVar(&o.only, "only", "", "run only these cases of the server, comma-separated: detail,list,create,patch (the baseline always runs)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -124,6 +126,15 @@ func run(o options) error {
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build the server (run the bench from the repository root): %w", err)
+	}
+
+	if o.seedOnly != "" {
+		key, took, err := newDatabase(bin, o.seedOnly, o.rows)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("seeded %d tutorials in %v into %s; a key for it:\n%s\n", o.rows, took.Round(time.Millisecond), o.seedOnly, key)
+		return nil
 	}
 
 	printMachine(o)
@@ -332,10 +343,56 @@ var categories = []string{"backend", "frontend", "databases", "devops", "securit
 
 var difficulties = []string{"beginner", "intermediate", "advanced"}
 
-// seed inserts n tutorials named tutorial-1 to tutorial-n, with about 2 KB of
-// content each and publish times spread over three years. It writes the
-// columns of migration 1; the triggers of later migrations, if any, keep
-// whatever they maintain up to date.
+// vocabulary is what the seeded tutorials are written in: a small
+// vocabulary, as a real library's is, drawn so that a few words are in
+// almost every tutorial. commonWords go into each content with the
+// probability beside them ("kubernetes" is the word in 95% of rows of
+// issue 16); the other words are drawn with Zipf's law, the first most
+// often, and many begin with a, t, d or e, so that a one-letter prefix
+// matches most of the library.
+var (
+	commonWords = []struct {
+		word string
+		p    float64
+	}{{"the", 0.99}, {"kubernetes", 0.95}, {"a", 0.9}, {"python", 0.6}, {"and", 0.8}}
+	vocabulary = strings.Fields(`to of in data deploy test api app access
+		table tutorial error event docker debug development design edge endpoint
+		text thread token trace type admin agent async audit auth array
+		database default delete driver dependency engine environment encoding
+		server client cache write read commit query index page cursor key hash
+		route row column trigger batch fsync handler json sqlite http go rust java
+		typescript terraform testing templates tls timeout transaction elastic
+		email export extension analytics ansible architecture authentication
+		automation dashboard deployment diagram django distributed encryption
+		flask graphql kafka lambda linux logging memory metrics migration
+		monitoring network nginx oauth performance postgres react redis
+		replication scaling schema security service storage stream sync
+		unicode vector webhook worker yaml zero`)
+)
+
+// seedContent writes one tutorial's content into b: 40 to 80 words, each
+// of commonWords by its probability, the rest from vocabulary.
+func seedContent(b *strings.Builder, rng *rand.Rand, zipf *rand.Zipf) {
+	b.Reset()
+	n := 40 + rng.IntN(41)
+	for _, c := range commonWords {
+		if rng.Float64() < c.p {
+			b.WriteString(c.word)
+			b.WriteByte(' ')
+			n--
+		}
+	}
+	for range n {
+		b.WriteString(vocabulary[zipf.Uint64()])
+		b.WriteByte(' ')
+	}
+}
+
+// seed inserts n tutorials named tutorial-1 to tutorial-n, with short
+// contents in the vocabulary above and publish times spread over three
+// years, some of them equal (so that the orders' ties on id are met). It
+// writes the columns of migration 1; the triggers of later migrations, if
+// any, keep whatever they maintain up to date.
 func seed(path string, n int) error {
 	// No journal and no fsync while seeding, and a large page cache: in WAL
 	// mode one transaction of a million rows writes the WAL several times
@@ -361,26 +418,23 @@ func seed(path string, n int) error {
 	}
 	defer stmt.Close()
 
-	words := strings.Fields("go sqlite http json handler query index page cursor key hash " +
-		"route server client cache write read commit fsync batch table row column trigger")
 	rng := rand.New(rand.NewPCG(1, 2))
+	zipf := rand.NewZipf(rng, 1.1, 1, uint64(len(vocabulary)-1))
 	var content strings.Builder
 	now := time.Now().UTC().Truncate(time.Second)
 	for i := 1; i <= n; i++ {
-		content.Reset()
-		for content.Len() < 2000 {
-			content.WriteString(words[rng.IntN(len(words))])
-			content.WriteByte(' ')
-		}
-		published := now.Add(-time.Duration(rng.Int64N(3*365*24*3600)) * time.Second).Format(time.RFC3339)
+		seedContent(&content, rng, zipf)
+		// Whole minutes over three years: about one tutorial in three
+		// shares its minute with another at a million rows.
+		published := now.Add(-time.Duration(rng.Int64N(3*365*24*60)) * time.Minute).Format(time.RFC3339)
 		created := now.Format(time.RFC3339)
 		_, err := stmt.ExecContext(ctx,
-			fmt.Sprintf("Tutorial %d: %s and %s", i, words[i%len(words)], words[(i*7)%len(words)]),
+			fmt.Sprintf("Tutorial %d: %s and %s", i, vocabulary[zipf.Uint64()], vocabulary[rng.IntN(len(vocabulary))]),
 			fmt.Sprintf("tutorial-%d", i),
 			"A tutorial the benchmark made.",
 			content.String(),
 			categories[i%len(categories)],
-			difficulties[i%len(difficulties)],
+			difficulties[(i/len(categories))%len(difficulties)],
 			5+i%115,
 			published, created, created)
 		if err != nil {
