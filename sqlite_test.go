@@ -150,7 +150,12 @@ func TestMigration4KeepsIDsSearchAndTotals(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []string{
-			"index tutorials_category", "index tutorials_difficulty",
+			"index tutorials_both", "index tutorials_both_desc", // and the indexes of migration 6
+			"index tutorials_both_title", "index tutorials_both_title_desc",
+			"index tutorials_category", "index tutorials_category_desc",
+			"index tutorials_category_title", "index tutorials_category_title_desc",
+			"index tutorials_difficulty", "index tutorials_difficulty_desc",
+			"index tutorials_difficulty_title", "index tutorials_difficulty_title_desc",
 			"index tutorials_published", "index tutorials_published_desc",
 			"index tutorials_title", "index tutorials_title_desc",
 			"trigger tutorials_count_delete", "trigger tutorials_count_insert", "trigger tutorials_count_update",
