@@ -86,6 +86,12 @@ type Options struct {
 	// ScanConns is the size of the pool of ScanTx (see scan.go); 0 for
 	// the default.
 	ScanConns int
+	// BatchEnd are statements every batch of writes runs last, inside its
+	// transaction: upkeep that writes call for and that is cheaper done
+	// once for a batch than once for each write. A batch with no write of
+	// its own runs them once the database is open, for what was written
+	// while this program was not running.
+	BatchEnd []string
 }
 
 // Open opens (creating if need be) the database at path and brings its
@@ -159,6 +165,13 @@ func (db *DB) open(ctx context.Context, schema string, opts Options) error {
 		return err
 	}
 	db.background.Go(func() { db.writes.commitBatches(db.stop) })
+	if len(opts.BatchEnd) > 0 {
+		// In the background: on a large database the upkeep may take a
+		// while, and the readers need not wait for it.
+		db.background.Go(func() {
+			db.Write(context.Background(), func(context.Context, *Tx) error { return nil })
+		})
+	}
 	every := opts.CheckpointEvery
 	if every == 0 {
 		every = checkpointEvery
