@@ -77,7 +77,12 @@ func newTestServer(t *testing.T) *testServer {
 // newTestServerWith starts the API with cfg on a fresh database.
 func newTestServerWith(t *testing.T, cfg config) *testServer {
 	t.Helper()
-	ts := newTestDatabase(t)
+	return serveTestDatabase(t, newTestDatabase(t), cfg)
+}
+
+// serveTestDatabase starts the API with cfg on the database of ts.
+func serveTestDatabase(t *testing.T, ts *testServer, cfg config) *testServer {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
 	api := newServer(cfg, logger, ts.store, ts.usage, ts.clock.now)
 	srv := httptest.NewServer(api)

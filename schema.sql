@@ -273,3 +273,49 @@ CREATE VIRTUAL TABLE tutorials_fts USING fts5(
     prefix = '1 2'
 );
 INSERT INTO tutorials_fts (tutorials_fts) VALUES ('rebuild');
+
+-- migration 8: the words of the search index, for the prefix of a search's last word
+-- For a prefix it has no prefix index of, FTS5 merges the lists of every
+-- word that starts with it, whole, before it returns the first match: at a
+-- million tutorials "kube" or "tutorial" costs as much as reading every
+-- tutorial that holds "kubernetes". Asked for the same words by name
+-- ("kubernetes" OR "kubectl"), it reads them lazily, newest first, as far
+-- as the page needs. So the store looks the words up in tutorials_terms,
+-- every word the index holds, by the prefix. (FTS5 has no list of its
+-- words that is cheap to read: fts5vocab counts every match of each word it
+-- lists.)
+--
+-- tutorials_terms must hold every word of the index before anyone can
+-- search for it, including the words of tutorials written with the sqlite3
+-- shell. So the triggers below index each new or changed text a second
+-- time, in tutorials_unfolded: an FTS5 table of the text whose words are not
+-- in tutorials_terms yet, which stores no text (content='') and no
+-- positions (detail=none). The store's writer folds it into tutorials_terms
+-- at the end of each batch of writes (see sqlite.go), and a search asks it
+-- for the words of a prefix only while tutorials_unfolded is empty; until
+-- then, FTS5 merges the prefix's lists as before. A word that leaves the
+-- index stays in tutorials_terms: looked up, it matches nothing.
+CREATE TABLE tutorials_terms (term TEXT PRIMARY KEY) WITHOUT ROWID;
+
+CREATE VIRTUAL TABLE tutorials_unfolded USING fts5(
+    title, excerpt, content,
+    content = '', contentless_delete = 1, detail = none,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- The words of each index, as FTS5 lists them.
+CREATE VIRTUAL TABLE tutorials_fts_terms      USING fts5vocab(tutorials_fts, row);
+CREATE VIRTUAL TABLE tutorials_unfolded_terms USING fts5vocab(tutorials_unfolded, row);
+
+CREATE TRIGGER tutorials_unfolded_insert AFTER INSERT ON tutorials BEGIN
+    INSERT INTO tutorials_unfolded (rowid, title, excerpt, content)
+    VALUES (new.id, new.title, new.excerpt, new.content);
+END;
+
+CREATE TRIGGER tutorials_unfolded_update AFTER UPDATE OF title, excerpt, content ON tutorials BEGIN
+    DELETE FROM tutorials_unfolded WHERE rowid = old.id;
+    INSERT INTO tutorials_unfolded (rowid, title, excerpt, content)
+    VALUES (new.id, new.title, new.excerpt, new.content);
+END;
+
+INSERT INTO tutorials_terms (term) SELECT term FROM tutorials_fts_terms;

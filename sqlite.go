@@ -36,6 +36,7 @@ func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
 	db, err := sqlitedb.Open(ctx, path, sqliteSchema, sqlitedb.Options{
 		// The writes that run often keep their compiled statements.
 		WriteQueries: []string{insertSQL, patchSQL, replaceSQL, deleteSQL, tutorialBySlugSQL},
+		BatchEnd:     foldTermsSQL,
 	})
 	if err != nil {
 		return nil, err

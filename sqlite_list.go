@@ -55,14 +55,18 @@ type listBounds struct {
 	shallow int64
 	// timeout is the deadline of every list and search query.
 	timeout time.Duration
+	// expansions is how many words a search's last word may be the prefix
+	// of and still be looked up by name (see prefixMatch).
+	expansions int
 }
 
 var defaultListBounds = listBounds{
-	window:  1000,
-	scan:    20_000,
-	common:  100_000,
-	shallow: 1000,
-	timeout: 2 * time.Second,
+	window:     1000,
+	scan:       20_000,
+	common:     100_000,
+	shallow:    1000,
+	timeout:    2 * time.Second,
+	expansions: 100,
 }
 
 // sortOrders maps each sort the API accepts to its ORDER BY. Every order ends
@@ -221,8 +225,9 @@ func queryPage(ctx context.Context, tx *sqlitedb.Tx, perPage int64, query string
 // the page within it, in relevance or in sort.
 func (s *sqliteStore) searchPage(ctx context.Context, tx *sqlitedb.Tx, p ListParams, sort string) (TutorialList, error) {
 	phrases, err := s.searchPhrases(ctx, tx, searchWords(p.Query))
-	if err != nil {
-		return TutorialList{}, err
+	if err != nil || phrases == nil {
+		// No tutorial holds a word that starts with the last one.
+		return TutorialList{Tutorials: []TutorialSummary{}, TotalExact: true}, err
 	}
 	match := strings.Join(phrases, " ")
 	ids, complete, err := s.searchWindow(ctx, tx, p, match)
@@ -372,13 +377,82 @@ func queryIDs(ctx context.Context, tx *sqlitedb.Tx, query string, args ...any) (
 
 // searchPhrases turns the words a person typed into the FTS5 phrases that
 // find the tutorials holding each, the last one as a prefix ("flas" finds
-// Flask, as the user is likely still typing it).
+// Flask, as the user is likely still typing it). It returns nil when no
+// tutorial can match: when no word of the index starts with the last one.
 func (s *sqliteStore) searchPhrases(ctx context.Context, tx *sqlitedb.Tx, words []string) ([]string, error) {
 	if len(words) == 0 {
 		// Not the text itself: what people search for stays out of logs.
 		return nil, errors.New("list tutorials: no words to search for")
 	}
-	return ftsPhrases(words), nil
+	phrases := ftsPhrases(words)
+	last, ok, err := s.prefixMatch(ctx, tx, words[len(words)-1])
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return phrases, nil // FTS5's own prefix query
+	case last == "":
+		return nil, nil
+	}
+	phrases[len(phrases)-1] = last
+	return phrases, nil
+}
+
+// foldTermsSQL add the words of the text written since they last ran to
+// tutorials_terms (see migration 8 in schema.sql), and empty
+// tutorials_unfolded: the writer runs them at the end of every batch. The
+// second sends FTS5 its command only when there is something to empty, so
+// that a batch that wrote no text writes no page for it.
+var foldTermsSQL = []string{
+	`INSERT OR IGNORE INTO tutorials_terms (term) SELECT term FROM tutorials_unfolded_terms`,
+	`INSERT INTO tutorials_unfolded (tutorials_unfolded)
+		SELECT 'delete-all' WHERE EXISTS (SELECT 1 FROM tutorials_unfolded)`,
+}
+
+// prefixMatch returns the FTS5 query of the words of the index that start
+// with word, each by name ("kubernetes" OR "kubectl"), which FTS5 reads
+// lazily, newest match first, where for a prefix query it would merge every
+// one of their lists first. "" means no word starts with it. ok is false
+// when FTS5's own prefix query must do: while tutorials_unfolded holds
+// words that tutorials_terms does not have yet; for a prefix of one or two
+// letters, which has an index of its own (migration 7) and may start
+// thousands of words; for a prefix of more words than bounds.expansions;
+// and for a word that is not plain ASCII letters and digits, the only words
+// this code can be sure FTS5's tokenizer keeps whole and only lowers the
+// case of.
+func (s *sqliteStore) prefixMatch(ctx context.Context, tx *sqlitedb.Tx, word string) (match string, ok bool, err error) {
+	if len(word) < 3 || strings.ContainsFunc(word, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+	}) {
+		return "", false, nil
+	}
+	var pending bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM tutorials_unfolded)`).Scan(&pending); err != nil || pending {
+		return "", false, err
+	}
+	from := strings.ToLower(word)
+	to := from[:len(from)-1] + string(from[len(from)-1]+1) // the first text past every word that starts with from
+	rows, err := tx.QueryContext(ctx, `SELECT term FROM tutorials_terms WHERE term >= :from AND term < :to
+		ORDER BY term LIMIT :limit`, sql.Named("from", from), sql.Named("to", to), sql.Named("limit", s.bounds.expansions+1))
+	if err != nil {
+		return "", false, err
+	}
+	defer rows.Close()
+	var terms []string
+	for rows.Next() {
+		var term string
+		if err := rows.Scan(&term); err != nil {
+			return "", false, err
+		}
+		terms = append(terms, `"`+strings.ReplaceAll(term, `"`, `""`)+`"`)
+	}
+	if err := rows.Err(); err != nil || len(terms) > s.bounds.expansions {
+		return "", false, err
+	}
+	if len(terms) > 1 {
+		return "(" + strings.Join(terms, " OR ") + ")", true, nil
+	}
+	return strings.Join(terms, ""), true, nil
 }
 
 // ftsPhrases quotes each word as an FTS5 phrase, the last one as a prefix.

@@ -160,6 +160,7 @@ func TestMigration4KeepsIDsSearchAndTotals(t *testing.T) {
 			"index tutorials_title", "index tutorials_title_desc",
 			"trigger tutorials_count_delete", "trigger tutorials_count_insert", "trigger tutorials_count_update",
 			"trigger tutorials_fts_delete", "trigger tutorials_fts_insert", "trigger tutorials_fts_update",
+			"trigger tutorials_unfolded_insert", "trigger tutorials_unfolded_update", // migration 8's
 			"trigger tutorials_version",
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
