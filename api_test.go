@@ -27,6 +27,7 @@ import (
 type testServer struct {
 	url      string
 	store    Store
+	calls    *countingStore // the store as the server at url sees it: see cache_test.go
 	dbPath   string
 	usage    *keyUsage
 	logs     *syncBuffer
@@ -79,7 +80,8 @@ func newTestServerWith(t *testing.T, cfg config) *testServer {
 	t.Helper()
 	ts := newTestDatabase(t)
 	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
-	api := newServer(cfg, logger, ts.store, ts.usage, ts.clock.now)
+	ts.calls = &countingStore{Store: ts.store}
+	api := newServer(cfg, logger, ts.calls, ts.usage, ts.clock.now)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	ts.url, ts.answers = srv.URL, api.answers
