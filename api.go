@@ -22,9 +22,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
+
+	"tutorials/internal/cache"
 )
 
 // This file speaks HTTP: the routes, the handlers, the envelope every
@@ -46,7 +47,7 @@ type server struct {
 // key was last used) comes from it, so that a test that moves a fake clock
 // moves all of them at once.
 func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, now func() time.Time) *server {
-	answers := newAnswerCaches()
+	answers := newAnswerCaches(store, now)
 	auth := newAuthenticator(cfg, store, usage, now)
 	mux := http.NewServeMux()
 	addRoutes(mux, store, auth, answers, now)
@@ -70,10 +71,10 @@ type router interface {
 func addRoutes(mux router, store Store, auth *authenticator, answers answerCaches, now func() time.Time) {
 	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store, answers.list)))
 	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store, answers.detail)))
-	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, answers.clearAfter(handleCreateTutorial(store, now))))
-	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handlePatchTutorial(store, now))))
-	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handleReplaceTutorial(store, now))))
-	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handleDeleteTutorial(store))))
+	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, handleCreateTutorial(store, now)))
+	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handlePatchTutorial(store, now)))
+	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleReplaceTutorial(store, now)))
+	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleDeleteTutorial(store)))
 	mux.Handle("GET /api/v1/openapi.json", handleOpenAPI())
 	mux.Handle("GET /healthz", handleHealthz(store))
 }
@@ -169,17 +170,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // requestInfo travels with a request in its context, so that the handlers
 // deep inside can tell the log line about it: which key was used, and the
-// cause of a 500.
+// cause of a 500. It is the log line's, and nothing else's.
 type requestInfo struct {
 	id    string
 	keyID int64
 	err   error
-
-	// version is the Store.DataVersion the key check read, when hasVersion:
-	// the handler's caches use the same one rather than ask again (see
-	// requestVersion).
-	version    int64
-	hasVersion bool
 }
 
 type requestInfoKey struct{}
@@ -767,48 +762,37 @@ type tutorialPage struct {
 	TotalPages int64             `json:"total_pages"`
 }
 
-// handleListTutorials answers a page of the list, from cache when it can.
-func handleListTutorials(store Store, cache *responseCache) http.Handler {
+// handleListTutorials answers a page of the list, from memory when it can.
+func handleListTutorials(store Store, answers *cache.Cache[string, answer]) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The whole query string is the key: the page, its Link header and
-		// every parameter follow from it. Only a query that passed
-		// parseListQuery is ever stored.
-		version, err := requestVersion(r, store)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		if c, ok := cache.get(r.URL.RawQuery, version); ok {
-			w.Header().Set("Link", c.link)
-			writeEncoded(w, r, http.StatusOK, c.body, c.etag)
-			return
-		}
-		p, err := parseListQuery(r.URL.Query())
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		list, total, err := store.ListTutorials(r.Context(), p)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		totalPages := (total + p.PerPage - 1) / p.PerPage
-		link := pageLinks(r.URL, p.Page, totalPages)
-		body, etag, err := encodeEnvelope(http.StatusOK, tutorialPage{
-			Tutorials:  list,
-			Page:       p.Page,
-			PerPage:    p.PerPage,
-			Total:      total,
-			TotalPages: totalPages,
+		// every parameter follow from it. A query that fails
+		// parseListQuery is an error, and errors are never kept.
+		a, err := answers.Get(r.Context(), r.URL.RawQuery, func(ctx context.Context) (answer, error) {
+			p, err := parseListQuery(r.URL.Query())
+			if err != nil {
+				return answer{}, err
+			}
+			list, total, err := store.ListTutorials(ctx, p)
+			if err != nil {
+				return answer{}, err
+			}
+			totalPages := (total + p.PerPage - 1) / p.PerPage
+			body, etag, err := encodeEnvelope(http.StatusOK, tutorialPage{
+				Tutorials:  list,
+				Page:       p.Page,
+				PerPage:    p.PerPage,
+				Total:      total,
+				TotalPages: totalPages,
+			})
+			return answer{body: bytes.Clone(body), etag: etag, link: pageLinks(r.URL, p.Page, totalPages)}, err
 		})
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		cache.put(r.URL.RawQuery, version, cachedResponse{body: body, etag: etag, link: link})
-		w.Header().Set("Link", link)
-		writeEncoded(w, r, http.StatusOK, body, etag)
+		w.Header().Set("Link", a.link)
+		writeEncoded(w, r, http.StatusOK, a.body, a.etag)
 	})
 }
 
@@ -839,37 +823,26 @@ func pageLinks(u *url.URL, page, totalPages int64) string {
 	return strings.Join(links, ", ")
 }
 
-// handleGetTutorial answers one tutorial, from cache when it can.
-func handleGetTutorial(store Store, cache *responseCache) http.Handler {
+// handleGetTutorial answers one tutorial, from memory when it can.
+func handleGetTutorial(store Store, answers *cache.Cache[string, answer]) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug := r.PathValue("slug")
-		version, err := requestVersion(r, store)
+		a, err := answers.Get(r.Context(), slug, func(ctx context.Context) (answer, error) {
+			if !validSlug(slug) {
+				return answer{}, ErrNotFound
+			}
+			t, err := store.TutorialBySlug(ctx, slug)
+			if err != nil {
+				return answer{}, err
+			}
+			body, etag, err := encodeEnvelope(http.StatusOK, t)
+			return answer{body: bytes.Clone(body), etag: etag}, err
+		})
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		// Only tutorials that were found are kept, so a slug found here
-		// needs no more checking.
-		if c, ok := cache.get(slug, version); ok {
-			writeEncoded(w, r, http.StatusOK, c.body, c.etag)
-			return
-		}
-		if !validSlug(slug) {
-			writeError(w, r, ErrNotFound)
-			return
-		}
-		t, err := store.TutorialBySlug(r.Context(), slug)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		body, etag, err := encodeEnvelope(http.StatusOK, t)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		cache.put(slug, version, cachedResponse{body: body, etag: etag})
-		writeEncoded(w, r, http.StatusOK, body, etag)
+		writeEncoded(w, r, http.StatusOK, a.body, a.etag)
 	})
 }
 
@@ -1045,133 +1018,59 @@ func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byt
 
 // ---- Responses kept until the next commit ----
 
-// answerCaches are the answers the GET handlers keep: see responseCache.
+// answerCaches are the answers the GET handlers keep, each until anyone
+// commits anything: see internal/cache.
 //
-// The list's pages are small; its limits only stop a client that asks for
+// The list's pages are small; its bounds only stop a client that asks for
 // endless distinct queries. The tutorials are what takes memory: a server
 // that is read more than written ends up holding every one that was asked
 // for, up to detailCacheBytes, and the answer to a GET is then a map lookup
-// instead of a query and an encoding: 7 µs of handler time instead of 26,
-// and nearly three times the requests a second (BENCHMARKS.md). That
-// memory is counted in memoryLimit (main.go), and given back when the
-// server goes idle.
+// instead of a query and an encoding (BENCHMARKS.md).
 type answerCaches struct {
-	list, detail *responseCache
+	list, detail *cache.Cache[string, answer]
 }
 
-// The bounds of the cache of tutorials: a library of 16,000 tutorials of
-// 1.5 KB, or 10,000 of 2.5 KB. A bigger one is kept in part.
+// The bounds of the cache of tutorials: a library of 10,000 tutorials of
+// 2 KB, counted as internal/cache counts them. A bigger one is kept in part.
 const (
 	detailCacheEntries = 16 << 10
-	detailCacheBytes   = 24 << 20
+	detailCacheBytes   = 28 << 20
 )
 
-func newAnswerCaches() answerCaches {
+func newAnswerCaches(store Store, now func() time.Time) answerCaches {
 	return answerCaches{
-		list:   &responseCache{maxEntries: 256, maxBytes: 4 << 20},
-		detail: &responseCache{maxEntries: detailCacheEntries, maxBytes: detailCacheBytes},
+		list: cache.New(cache.Options[string, answer]{
+			Version: store.Version, MaxEntries: 256, MaxBytes: 4 << 20,
+			Size: answerSize, Now: now,
+		}),
+		detail: cache.New(cache.Options[string, answer]{
+			Version: store.Version, MaxEntries: detailCacheEntries, MaxBytes: detailCacheBytes,
+			Size: answerSize, Now: now,
+		}),
 	}
 }
 
 // clear lets go of every answer kept.
 func (a answerCaches) clear() {
-	a.list.clear()
-	a.detail.clear()
+	a.list.Clear()
+	a.detail.Clear()
 }
 
-// clearAfter runs next, a handler that writes, then lets go of every answer
-// kept. Whatever the write changed, it made them all stale: the next read
-// would start the caches afresh anyway, but until then their memory stays
-// taken, and under a stream of writes with no reads between, that was a
-// full cache's worth (24 MiB in the bench) held for nothing.
-func (a answerCaches) clearAfter(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r)
-		a.clear()
-	})
-}
-
-// requestVersion is the Store.DataVersion that r's key check read (see
-// authenticator.lookup), or, for a request that had none, a fresh one.
-// Each asking is a read of a file, so once per request is enough.
-func requestVersion(r *http.Request, store Store) (int64, error) {
-	if info := requestInfoFrom(r.Context()); info.hasVersion {
-		return info.version, nil
-	}
-	return store.Version(r.Context())
-}
-
-// responseCache keeps encoded 200 responses to GETs, by a key the handler
-// chooses, as of one Store.DataVersion: the same rule as keyCache in
-// auth.go. Any commit to the database, by this process or another, changes
-// the version, and the next put starts the cache afresh; an entry is never
-// served at a version other than the one it was read at. So a response from
-// the cache is what the database would have answered, and its ETag is the
-// one a fresh encoding would have.
-//
-// The version must be read before the data, as requestVersion's is: an
-// entry may then be newer than its version, never older.
-//
-// It is bounded in entries and in bytes. When full it keeps what it holds
-// and stores nothing more until the next commit empties it. Evicting
-// instead would be worse for a client that reads every page in turn (a
-// backup script, a crawler): with more pages than room, each entry would be
-// gone before its turn came again.
-type responseCache struct {
-	maxEntries, maxBytes int
-
-	mu      sync.Mutex
-	version int64
-	entries map[string]cachedResponse
-	bytes   int // of every body held
-}
-
-// cachedResponse is what a handler needs to answer again: the body made by
-// encodeEnvelope, its ETag, and the list's Link header.
-// body is shared between requests and must never be changed.
-type cachedResponse struct {
+// answer is what a GET handler needs to answer again: the body made by
+// encodeEnvelope, its ETag, and the list's Link header. body is shared
+// between requests and must never be changed. It is a copy of exactly its
+// length: a body fresh from a bytes.Buffer can have twice its length in
+// room, which would stay taken for as long as the answer is kept.
+type answer struct {
 	body []byte
 	etag string
 	link string
 }
 
-// get returns the response kept under key, if it was read at version.
-func (c *responseCache) get(key string, version int64) (cachedResponse, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version {
-		return cachedResponse{}, false
-	}
-	resp, ok := c.entries[key]
-	return resp, ok
-}
-
-// put keeps resp, read at version, under key, if there is room.
-func (c *responseCache) put(key string, version int64, resp cachedResponse) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version || c.entries == nil {
-		c.version = version
-		c.entries = make(map[string]cachedResponse)
-		c.bytes = 0
-	}
-	if _, ok := c.entries[key]; ok || len(c.entries) >= c.maxEntries || c.bytes+len(resp.body) > c.maxBytes {
-		return
-	}
-	// A body fresh from a bytes.Buffer can have up to twice its length in
-	// room, which would stay taken for as long as the entry: keep a copy
-	// of exactly its length.
-	resp.body = bytes.Clone(resp.body)
-	c.entries[key] = resp
-	c.bytes += len(resp.body)
-}
-
-// clear empties the cache, and lets its memory go.
-func (c *responseCache) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.entries = nil
-	c.bytes = 0
+// answerSize is what an answer kept under key holds, beside the fixed size
+// of both that the cache counts itself.
+func answerSize(key string, a answer) int {
+	return len(key) + cap(a.body) + len(a.etag) + len(a.link)
 }
 
 // ifMatch is the store Precondition of r's If-Match header, or nil when it

@@ -247,9 +247,6 @@ func (a *authenticator) lookup(ctx context.Context, token string) (APIKey, error
 	if err != nil {
 		return APIKey{}, err
 	}
-	// The handler's caches use this version too: see requestVersion.
-	info := requestInfoFrom(ctx)
-	info.version, info.hasVersion = version, true
 	if key, ok := a.cache.get(hash, version); ok {
 		return key, nil
 	}

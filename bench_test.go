@@ -156,7 +156,7 @@ func BenchmarkGetTutorial(b *testing.B) {
 	})
 	b.Run("server_uncached", func(b *testing.B) {
 		uncached := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.answers.clear()
+			s.answers.detail.Clear()
 			s.handler.ServeHTTP(w, r)
 		})
 		serveEach(b, uncached, s.key, http.StatusOK, rotating)
