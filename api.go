@@ -31,11 +31,12 @@ import (
 // This file speaks HTTP: the routes, the handlers, the envelope every
 // response is wrapped in, and JSON in and out.
 
-// server is the whole HTTP handler of the program, with the answers its
-// handlers keep, so that runServe can let go of them when the server goes
-// idle.
+// server is the whole HTTP handler of the program, with what it keeps in
+// memory between requests, so that runServe can let go of it when the
+// server goes idle.
 type server struct {
 	http.Handler
+	keys    *keyCache
 	answers answerCaches
 }
 
@@ -47,15 +48,16 @@ type server struct {
 // key was last used) comes from it, so that a test that moves a fake clock
 // moves all of them at once.
 func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, now func() time.Time) *server {
+	keys := newKeyCache(store, now)
 	answers := newAnswerCaches(store, now)
-	auth := newAuthenticator(cfg, store, usage, now)
+	auth := newAuthenticator(cfg, store, keys, usage, now)
 	mux := http.NewServeMux()
 	addRoutes(mux, store, auth, answers, now)
 	var h http.Handler = envelopeFallback(mux)
 	h = allowCORS(cfg.corsOrigins, h)
 	h = recoverPanics(logger, h)
 	h = logRequests(logger, h)
-	return &server{Handler: h, answers: answers}
+	return &server{Handler: h, keys: keys, answers: answers}
 }
 
 // router is what addRoutes needs of a mux. An interface rather than

@@ -181,7 +181,7 @@ func BenchmarkListTutorials(b *testing.B) {
 // nothing; the baseline is that handler without it.
 func BenchmarkAuth(b *testing.B) {
 	s := newBenchServer(b)
-	auth := newAuthenticator(benchConfig(b), s.store, newKeyUsage(), time.Now)
+	auth := newAuthenticator(benchConfig(b), s.store, newKeyCache(s.store, time.Now), newKeyUsage(), time.Now)
 	noContent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})

@@ -77,25 +77,6 @@ func TestConcurrentCreatesAllAnswerAfterTheirCommit(t *testing.T) {
 
 // ---- The key cache ----
 
-func TestKeyCacheServesOnlyItsOwnVersion(t *testing.T) {
-	var c keyCache
-	hash := hashKey("tut_" + strings.Repeat("0", 64))
-	key := APIKey{ID: 7, Scope: scopeRead, Active: true}
-	if _, ok := c.get(hash, 1); ok {
-		t.Error("an empty cache had a key")
-	}
-	c.put(hash, 1, key)
-	if got, ok := c.get(hash, 1); !ok || got != key {
-		t.Errorf("get at the version it was put: %v %v, want %v", got, ok, key)
-	}
-	if _, ok := c.get(hash, 2); ok {
-		t.Error("the key outlived a change of version")
-	}
-	if _, ok := c.get(hashKey("tut_"+strings.Repeat("1", 64)), 1); ok {
-		t.Error("another key's hash found a key")
-	}
-}
-
 func TestCachedKeyIsRefusedOnceRevokedElsewhere(t *testing.T) {
 	ts := newTestServer(t)
 	key, rec, err := issueKey(context.Background(), ts.store, "cached", scopeRead, ts.clock.now())

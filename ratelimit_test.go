@@ -18,7 +18,7 @@ import (
 func newLimitedServer(t *testing.T, cfg config) (*testServer, *authenticator) {
 	t.Helper()
 	ts := newTestDatabase(t)
-	auth := newAuthenticator(cfg, ts.store, ts.usage, ts.clock.now)
+	auth := newAuthenticator(cfg, ts.store, newKeyCache(ts.store, ts.clock.now), ts.usage, ts.clock.now)
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, "ok") })
 	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
 	srv := httptest.NewServer(logRequests(logger, auth.requireKey(scopeRead, ok)))
@@ -269,7 +269,7 @@ func TestClientAddr(t *testing.T) {
 // clients the server has ever seen.
 func TestIdleBucketsAreDropped(t *testing.T) {
 	clock := newFakeClock(t)
-	auth := newAuthenticator(limitedConfig(t, 10, 20), nil, newKeyUsage(), clock.now)
+	auth := newAuthenticator(limitedConfig(t, 10, 20), nil, nil, newKeyUsage(), clock.now)
 	h := auth.requireKey(scopeRead, http.NotFoundHandler())
 	fail := func(addr string) {
 		r := httptest.NewRequest("GET", "/api/v1/tutorials", nil)
