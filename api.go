@@ -765,16 +765,19 @@ type tutorialPage struct {
 }
 
 // handleListTutorials answers a page of the list, from memory when it can.
-func handleListTutorials(store Store, answers *cache.Cache[string, answer]) http.Handler {
+//
+// The answers are kept by the parameters as parseListQuery read them, not
+// by the query string: an unknown parameter changes nothing in the answer,
+// so it makes no entry of its own, and every way of writing one query
+// ("page=01", a per_page over 100) is one entry.
+func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer]) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The whole query string is the key: the page, its Link header and
-		// every parameter follow from it. A query that fails
-		// parseListQuery is an error, and errors are never kept.
-		a, err := answers.Get(r.Context(), r.URL.RawQuery, func(ctx context.Context) (answer, error) {
-			p, err := parseListQuery(r.URL.Query())
-			if err != nil {
-				return answer{}, err
-			}
+		p, err := parseListQuery(r.URL.Query())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		a, err := answers.Get(r.Context(), p, func(ctx context.Context) (answer, error) {
 			list, total, err := store.ListTutorials(ctx, p)
 			if err != nil {
 				return answer{}, err
@@ -787,7 +790,7 @@ func handleListTutorials(store Store, answers *cache.Cache[string, answer]) http
 				Total:      total,
 				TotalPages: totalPages,
 			})
-			return answer{body: bytes.Clone(body), etag: etag, link: pageLinks(r.URL, p.Page, totalPages)}, err
+			return answer{body: bytes.Clone(body), etag: etag, link: pageLinks(p, totalPages)}, err
 		})
 		if err != nil {
 			writeError(w, r, err)
@@ -798,28 +801,42 @@ func handleListTutorials(store Store, answers *cache.Cache[string, answer]) http
 	})
 }
 
+// listPath is where the list is, and where its Link header points.
+const listPath = "/api/v1/tutorials"
+
 // pageLinks is the Link header of a page of the list (RFC 8288): first,
-// prev, next and last, each the request's own URL with only page changed,
-// so that search, filters, sort, per_page and any other parameter carry
-// over. The links are relative to the server, so that they stay right
-// behind a proxy that rewrites the host.
+// prev, next and last, each the list with p's parameters and only page
+// changed, so that search, filters, sort and per_page carry over. They are
+// the parameters as parseListQuery read them, so that the links, like the
+// answer, are the same for every way of writing one query: a parameter the
+// server does not know is not in them, per_page over 100 is 100, and a
+// default (per_page=20) is left out. The links are relative to the server,
+// so that they stay right behind a proxy that rewrites the host.
 //
 // There is always a first and a last page: an empty list has one, empty,
 // page. No prev on page 1, no next on the last page. A page past the end
 // has no next, and its prev is the last page, back where the items are.
-func pageLinks(u *url.URL, page, totalPages int64) string {
+func pageLinks(p ListParams, totalPages int64) string {
+	q := url.Values{}
+	if p.PerPage != defaultPerPage {
+		q.Set("per_page", strconv.FormatInt(p.PerPage, 10))
+	}
+	for _, param := range [][2]string{{"category", p.Category}, {"difficulty", p.Difficulty}, {"q", p.Query}, {"sort", p.Sort}} {
+		if param[1] != "" {
+			q.Set(param[0], param[1])
+		}
+	}
 	last := max(totalPages, 1)
 	link := func(n int64, rel string) string {
-		q := u.Query()
 		q.Set("page", strconv.FormatInt(n, 10))
-		return "<" + u.EscapedPath() + "?" + q.Encode() + `>; rel="` + rel + `"`
+		return "<" + listPath + "?" + q.Encode() + `>; rel="` + rel + `"`
 	}
 	links := []string{link(1, "first")}
-	if page > 1 {
-		links = append(links, link(min(page-1, last), "prev"))
+	if p.Page > 1 {
+		links = append(links, link(min(p.Page-1, last), "prev"))
 	}
-	if page < last {
-		links = append(links, link(page+1, "next"))
+	if p.Page < last {
+		links = append(links, link(p.Page+1, "next"))
 	}
 	links = append(links, link(last, "last"))
 	return strings.Join(links, ", ")
@@ -1029,25 +1046,33 @@ func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byt
 // for, up to detailCacheBytes, and the answer to a GET is then a map lookup
 // instead of a query and an encoding (BENCHMARKS.md).
 type answerCaches struct {
-	list, detail *cache.Cache[string, answer]
+	list   *cache.Cache[ListParams, answer]
+	detail *cache.Cache[string, answer] // by slug
 }
 
-// The bounds of the cache of tutorials: a library of 10,000 tutorials of
+// The bounds of the caches. The list's stop a client that asks for endless
+// distinct queries; the tutorials' hold a library of 10,000 tutorials of
 // 2 KB, counted as internal/cache counts them. A bigger one is kept in part.
 const (
+	listCacheEntries   = 256
+	listCacheBytes     = 4 << 20
 	detailCacheEntries = 16 << 10
 	detailCacheBytes   = 28 << 20
 )
 
 func newAnswerCaches(store Store, now func() time.Time) answerCaches {
 	return answerCaches{
-		list: cache.New(cache.Options[string, answer]{
-			Version: store.Version, MaxEntries: 256, MaxBytes: 4 << 20,
-			Size: answerSize, Now: now,
+		list: cache.New(cache.Options[ListParams, answer]{
+			Version: store.Version, MaxEntries: listCacheEntries, MaxBytes: listCacheBytes,
+			Size: func(p ListParams, a answer) int {
+				return len(p.Category) + len(p.Difficulty) + len(p.Query) + len(p.Sort) + a.size()
+			},
+			Now: now,
 		}),
 		detail: cache.New(cache.Options[string, answer]{
 			Version: store.Version, MaxEntries: detailCacheEntries, MaxBytes: detailCacheBytes,
-			Size: answerSize, Now: now,
+			Size: func(slug string, a answer) int { return len(slug) + a.size() },
+			Now:  now,
 		}),
 	}
 }
@@ -1069,10 +1094,9 @@ type answer struct {
 	link string
 }
 
-// answerSize is what an answer kept under key holds, beside the fixed size
-// of both that the cache counts itself.
-func answerSize(key string, a answer) int {
-	return len(key) + cap(a.body) + len(a.etag) + len(a.link)
+// size is the number of bytes a points to.
+func (a answer) size() int {
+	return cap(a.body) + len(a.etag) + len(a.link)
 }
 
 // ifMatch is the store Precondition of r's If-Match header, or nil when it

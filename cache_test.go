@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -317,5 +318,53 @@ func TestCachedEmptyListIsStillAnEmptyArray(t *testing.T) {
 	resp := getTwice(t, ts, "/api/v1/tutorials")
 	if !strings.Contains(string(resp.data), `"tutorials":[]`) {
 		t.Errorf("data = %s, want an empty array of tutorials", resp.data)
+	}
+}
+
+// The attack of issue 14: a read key, and 300 lists each with an unknown
+// parameter of 60,000 characters, every one different. Unknown parameters
+// change nothing in the answer, so one kept answer serves them all, and
+// none of them reaches the Link header.
+func TestListCacheIgnoresUnknownParameters(t *testing.T) {
+	ts := newTestServer(t)
+	ts.seed(t, 3, nil)
+	want := ts.request(t, "GET", "/api/v1/tutorials?per_page=1", ts.readKey, "")
+	before := ts.calls.snapshot()
+	padding := strings.Repeat("a", 60_000)
+	for i := range 300 {
+		resp := ts.request(t, "GET", fmt.Sprintf("/api/v1/tutorials?per_page=1&z=%05d%s", i, padding), ts.readKey, "")
+		got := [2]string{string(resp.body), resp.header.Get("Link")}
+		if diff := cmp.Diff([2]string{string(want.body), want.header.Get("Link")}, got); diff != "" {
+			t.Fatalf("request %d: body and Link (-want +got):\n%s", i, diff)
+		}
+	}
+	after := ts.calls.snapshot()
+	// A moved version (a checkpoint) excuses a read, as in fromMemory.
+	if reads, moves := after.ListTutorials-before.ListTutorials, after.VersionMoves-before.VersionMoves; reads > moves {
+		t.Errorf("300 requests read the list %d times (the version moved %d times), want every one from memory", reads, moves)
+	}
+	if n, size := ts.answers.list.Len(), ts.answers.list.Bytes(); n != 1 || size > 4<<10 {
+		t.Errorf("the list cache holds %d answers in %d bytes, want one of a few KB", n, size)
+	}
+}
+
+// Distinct known parameters do make entries, each counted whole: a
+// category of 60,000 characters is in the key, and in the Link header
+// twice (first and last of an empty list). The cache stays within its
+// bound, and takes as many as fit.
+func TestListCacheCountsEveryByteOfAnEntry(t *testing.T) {
+	ts := newTestServer(t)
+	padding := strings.Repeat("a", 60_000)
+	for i := range 100 {
+		resp := ts.request(t, "GET", fmt.Sprintf("/api/v1/tutorials?category=%05d%s", i, padding), ts.readKey, "")
+		if resp.status != http.StatusOK {
+			t.Fatalf("request %d: %d %q", i, resp.status, resp.error)
+		}
+	}
+	const each = 3 * 60_000
+	n, size := ts.answers.list.Len(), ts.answers.list.Bytes()
+	if size > listCacheBytes || size < n*each || n < listCacheBytes/each-1 {
+		t.Errorf("the list cache holds %d answers in %d bytes; want at least %d bytes each, at most %d in all, and nearly full",
+			n, size, each, listCacheBytes)
 	}
 }
