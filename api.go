@@ -60,6 +60,21 @@ func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, no
 	return &server{Handler: h, keys: keys, answers: answers}
 }
 
+// releaseAfter is how long a cache of the server must go without a request
+// before releaseIfIdle lets go of it.
+const releaseAfter = 2 * time.Second
+
+// releaseIfIdle lets go of what the server keeps in memory, each cache once
+// it has gone releaseAfter without a request, by the server's clock.
+// runServe calls it every second. A server that waits hours between two
+// bursts of requests then holds the memory of neither; the first requests
+// after a pause are answered from the database, as after a start.
+func (s *server) releaseIfIdle() {
+	s.keys.ReleaseIfIdle()
+	s.answers.list.ReleaseIfIdle()
+	s.answers.detail.ReleaseIfIdle()
+}
+
 // router is what addRoutes needs of a mux. An interface rather than
 // *http.ServeMux so that a test can read the table: it passes a router that
 // records each pattern, and holds them against openapi.json.
@@ -1067,20 +1082,14 @@ func newAnswerCaches(store Store, now func() time.Time) answerCaches {
 			Size: func(p ListParams, a answer) int {
 				return len(p.Category) + len(p.Difficulty) + len(p.Query) + len(p.Sort) + a.size()
 			},
-			Now: now,
+			IdleAfter: releaseAfter, Now: now,
 		}),
 		detail: cache.New(cache.Options[string, answer]{
 			Version: store.Version, MaxEntries: detailCacheEntries, MaxBytes: detailCacheBytes,
-			Size: func(slug string, a answer) int { return len(slug) + a.size() },
-			Now:  now,
+			Size:      func(slug string, a answer) int { return len(slug) + a.size() },
+			IdleAfter: releaseAfter, Now: now,
 		}),
 	}
-}
-
-// clear lets go of every answer kept.
-func (a answerCaches) clear() {
-	a.list.Clear()
-	a.detail.Clear()
 }
 
 // answer is what a GET handler needs to answer again: the body made by

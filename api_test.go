@@ -31,8 +31,8 @@ type testServer struct {
 	dbPath   string
 	usage    *keyUsage
 	logs     *syncBuffer
-	clock    *fakeClock   // the server's: it moves only when the test moves it
-	answers  answerCaches // those of the server at url
+	clock    *fakeClock // the server's: it moves only when the test moves it
+	api      *server    // the server at url
 	writeKey string
 	readKey  string
 }
@@ -84,7 +84,7 @@ func newTestServerWith(t *testing.T, cfg config) *testServer {
 	api := newServer(cfg, logger, ts.calls, ts.usage, ts.clock.now)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	ts.url, ts.answers = srv.URL, api.answers
+	ts.url, ts.api = srv.URL, api
 	return ts
 }
 

@@ -271,6 +271,7 @@ func newKeyCache(store Store, now func() time.Time) *keyCache {
 		MaxEntries: 1024,
 		MaxBytes:   256 << 10,
 		Size:       func(_ [sha256.Size]byte, k APIKey) int { return len(k.Name) + len(k.Prefix) + len(k.Scope) },
+		IdleAfter:  releaseAfter,
 		Now:        now,
 	})
 }

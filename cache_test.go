@@ -247,32 +247,43 @@ func TestDetailCacheSeesThisServersWrites(t *testing.T) {
 	}
 }
 
-// When the server goes idle it lets go of every answer it keeps; the next
-// requests are answered the same, from the database.
-func TestAnswerCachesClear(t *testing.T) {
+// Once the server has had no request for releaseAfter, on its clock, it
+// lets go of everything it keeps; the next requests are answered the same,
+// from the database.
+func TestKeptMemoryIsReleasedWhenIdle(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "Kept", "slug": "kept"})
 	paths := []string{"/api/v1/tutorials", "/api/v1/tutorials/kept"}
 	var first []string
 	for _, path := range paths {
-		first = append(first, string(ts.request(t, "GET", path, ts.readKey, "").body))
+		first = append(first, string(getTwice(t, ts, path).body))
 	}
+	// Keys, list and tutorials: the read key and one answer of each.
 	held := func() []int {
-		return []int{ts.answers.list.Len(), ts.answers.detail.Len()}
+		return []int{ts.api.keys.Len(), ts.api.answers.list.Len(), ts.api.answers.detail.Len()}
 	}
-	if diff := cmp.Diff([]int{1, 1}, held()); diff != "" {
-		t.Fatalf("entries held before clear, list and detail (-want +got):\n%s", diff)
+	ts.clock.advance(releaseAfter - time.Nanosecond)
+	ts.api.releaseIfIdle()
+	if diff := cmp.Diff([]int{1, 1, 1}, held()); diff != "" {
+		t.Fatalf("entries held just before releaseAfter, keys, list and detail (-want +got):\n%s", diff)
 	}
-	ts.answers.clear()
-	if diff := cmp.Diff([]int{0, 0}, held()); diff != "" {
-		t.Errorf("entries held after clear (-want +got):\n%s", diff)
+	ts.clock.advance(time.Nanosecond)
+	ts.api.releaseIfIdle()
+	if diff := cmp.Diff([]int{0, 0, 0}, held()); diff != "" {
+		t.Errorf("entries held after releaseAfter (-want +got):\n%s", diff)
 	}
+
+	before := ts.calls.snapshot()
 	var again []string
 	for _, path := range paths {
 		again = append(again, string(ts.request(t, "GET", path, ts.readKey, "").body))
 	}
 	if diff := cmp.Diff(first, again); diff != "" {
-		t.Errorf("answers after clear (-before +after):\n%s", diff)
+		t.Errorf("answers after the release (-before +after):\n%s", diff)
+	}
+	after := ts.calls.snapshot()
+	if after.KeyByHash == before.KeyByHash || after.ListTutorials == before.ListTutorials || after.TutorialBySlug == before.TutorialBySlug {
+		t.Errorf("after the release the store was not asked again: %+v, then %+v", before, after)
 	}
 }
 
@@ -291,7 +302,7 @@ func TestKeptAnswerHoldsItsBodyInItsLength(t *testing.T) {
 	ts.create(t, map[string]any{"title": "Long", "slug": "long", "content": strings.Repeat("x", 100_000)})
 	resp := getTwice(t, ts, "/api/v1/tutorials/long")
 	least := len(resp.body) + len(resp.header.Get("ETag")) + len("long")
-	if got := ts.answers.detail.Bytes(); got < least || got > least+least/8 {
+	if got := ts.api.answers.detail.Bytes(); got < least || got > least+least/8 {
 		t.Errorf("the kept answer counts %d bytes, want from %d (body, ETag and slug) to an eighth more", got, least)
 	}
 }
@@ -343,7 +354,7 @@ func TestListCacheIgnoresUnknownParameters(t *testing.T) {
 	if reads, moves := after.ListTutorials-before.ListTutorials, after.VersionMoves-before.VersionMoves; reads > moves {
 		t.Errorf("300 requests read the list %d times (the version moved %d times), want every one from memory", reads, moves)
 	}
-	if n, size := ts.answers.list.Len(), ts.answers.list.Bytes(); n != 1 || size > 4<<10 {
+	if n, size := ts.api.answers.list.Len(), ts.api.answers.list.Bytes(); n != 1 || size > 4<<10 {
 		t.Errorf("the list cache holds %d answers in %d bytes, want one of a few KB", n, size)
 	}
 }
@@ -362,7 +373,7 @@ func TestListCacheCountsEveryByteOfAnEntry(t *testing.T) {
 		}
 	}
 	const each = 3 * 60_000
-	n, size := ts.answers.list.Len(), ts.answers.list.Bytes()
+	n, size := ts.api.answers.list.Len(), ts.api.answers.list.Bytes()
 	if size > listCacheBytes || size < n*each || n < listCacheBytes/each-1 {
 		t.Errorf("the list cache holds %d answers in %d bytes; want at least %d bytes each, at most %d in all, and nearly full",
 			n, size, each, listCacheBytes)

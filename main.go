@@ -29,32 +29,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
 )
-
-// memoryLimit is the soft limit of the Go runtime's memory: the heap, the
-// stacks and the runtime's own books, not SQLite's page caches or the
-// program's code. The limit is what keeps the answer caches (answerCaches
-// in api.go) affordable. By default the garbage collector lets the heap
-// grow to twice what is live before it collects, so 24 MiB of cached
-// answers would cost 50 and more; under this limit it collects sooner
-// instead, which is cheap here since the answers are byte slices, with no
-// pointers to follow. A server that truly needs more (many large uploads
-// at once) still gets it: the limit is soft, and the collector never takes
-// more than half the CPU to keep it.
-const memoryLimit = 48 << 20
-
-// limitMemory sets memoryLimit as the runtime's, unless GOMEMLIMIT is set:
-// then it is the operator's choice ("off" included), which the runtime has
-// read already.
-func limitMemory(getenv func(string) string) {
-	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
-	}
-}
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3". A
 // plain go build falls back to what the Go toolchain recorded.
@@ -65,8 +43,6 @@ func main() {
 	// starts a graceful shutdown.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	limitMemory(os.Getenv)
 
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	var usage *usageError
@@ -345,9 +321,9 @@ const (
 	shutdownTimeout = 10 * time.Second
 	// saveUsageEvery is how often last_used_at reaches the database.
 	saveUsageEvery = time.Minute
-	// idleCheckEvery is how often the server looks whether it has answered
-	// anything since it last looked: see idleWatch.
-	idleCheckEvery = 2 * time.Second
+	// releaseIdleEvery is how often the server looks whether its caches
+	// have gone unused long enough to let go of them: see releaseIfIdle.
+	releaseIdleEvery = time.Second
 	// logFlushEvery is how late a log line may be: see logBuffer.
 	logFlushEvery = 100 * time.Millisecond
 )
@@ -389,14 +365,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	usage := newKeyUsage()
 	api := newServer(cfg, logger, store, usage, time.Now)
 	srv := newHTTPServer(api, logger)
-	// requests counts the times a connection started on a request, so that
-	// the loop below can tell when the server has gone idle.
-	var requests atomic.Int64
-	srv.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateActive {
-			requests.Add(1)
-		}
-	}
 	// Listen before logging, so that the log shows the real address (with
 	// -addr :0, the port the system chose).
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -410,11 +378,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	ticker := time.NewTicker(saveUsageEvery)
 	defer ticker.Stop()
-	idleTicker := time.NewTicker(idleCheckEvery)
-	defer idleTicker.Stop()
+	releaseTicker := time.NewTicker(releaseIdleEvery)
+	defer releaseTicker.Stop()
 	flushTicker := time.NewTicker(logFlushEvery)
 	defer flushTicker.Stop()
-	var idle idleWatch
 	for running := true; running; {
 		select {
 		case err := <-serveErr:
@@ -425,11 +392,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			}
 		case <-flushTicker.C:
 			logOut.Flush()
-		case <-idleTicker.C:
-			if idle.wentIdle(requests.Load()) {
-				api.answers.clear()
-				debug.FreeOSMemory()
-			}
+		case <-releaseTicker.C:
+			api.releaseIfIdle()
 		case <-ctx.Done():
 			running = false
 		}
@@ -461,40 +425,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger.Info("stopped")
 	return nil
-}
-
-// idleWatch notices when the server goes idle after answering requests, so
-// that it can give the memory of the busy spell back to the system.
-//
-// Under load the Go heap and the writer's page cache grow. When the load
-// ends the garbage collector frees that memory for reuse, but the runtime
-// returns little of it to the system while nothing is allocated: measured,
-// a server left idle after a load kept 27 MiB of anonymous memory (heap
-// and page caches) for as long as it was watched, a minute, against 2 MiB
-// after start. On a small machine that waits hours between two bursts,
-// that memory is taken from everything else. So once per busy spell, after
-// a quiet idleCheckEvery, the server drops the answers it keeps (up to
-// 28 MiB, see answerCaches), empties the writer's page cache and calls
-// debug.FreeOSMemory, a forced collection of what is then a heap of a few
-// megabytes (BENCHMARKS.md has the numbers before and after). The first
-// requests after a pause are answered from the database, as after a start.
-// TestServeLetsGoOfKeptAnswersWhenIdle watches it happen.
-type idleWatch struct {
-	requests int64 // the count at the last look
-	busy     bool  // whether it moved since memory was last returned
-}
-
-// wentIdle is told, every idleCheckEvery, how many requests have started
-// so far. It reports true once after each busy spell: the first time the
-// count has not moved since the look before.
-func (w *idleWatch) wentIdle(requests int64) bool {
-	if requests != w.requests {
-		w.requests, w.busy = requests, true
-		return false
-	}
-	wasBusy := w.busy
-	w.busy = false
-	return wasBusy
 }
 
 // bootstrapKey makes sure a fresh install can be used: when no key is

@@ -5,12 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -212,26 +209,6 @@ func TestServeConfig(t *testing.T) {
 	})
 }
 
-func TestLimitMemoryLeavesGOMEMLIMITToTheOperator(t *testing.T) {
-	// SetMemoryLimit with a negative value only reads the limit.
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-	const before = 1 << 40
-	for _, tc := range []struct {
-		gomemlimit string
-		want       int64
-	}{
-		{"", memoryLimit},
-		{"off", before},
-		{"200MiB", before},
-	} {
-		debug.SetMemoryLimit(before)
-		limitMemory(env(map[string]string{"GOMEMLIMIT": tc.gomemlimit}))
-		if got := debug.SetMemoryLimit(-1); got != tc.want {
-			t.Errorf("GOMEMLIMIT=%q: limit %d, want %d", tc.gomemlimit, got, tc.want)
-		}
-	}
-}
-
 func TestLogBufferWritesLinesWhenFlushedOrFull(t *testing.T) {
 	var out bytes.Buffer
 	b := newLogBuffer(&out)
@@ -364,52 +341,6 @@ func TestServeBootstrapsAgainWhenEveryKeyIsRevoked(t *testing.T) {
 	if n := len(regexp.MustCompile(`tut_[0-9a-f]{64}`).FindAllString(s.stderr.String(), -1)); n != 1 {
 		t.Errorf("printed %d keys, want 1:\n%s", n, s.stderr)
 	}
-}
-
-// When the server goes quiet it lets go of the answers it kept (see
-// idleWatch). The server runs in this process, so the heap shows it: 8 MB
-// of kept answers must be gone within a few of the idle watch's looks.
-func TestServeLetsGoOfKeptAnswersWhenIdle(t *testing.T) {
-	s := startServe(t, filepath.Join(t.TempDir(), "t.db"), "-rate", "0")
-	key := regexp.MustCompile(`tut_[0-9a-f]{64}`).FindString(s.stderr.String())
-	client := &http.Client{Timeout: 10 * time.Second}
-	send := func(method, path, body string, want int) {
-		t.Helper()
-		req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != want {
-			t.Fatalf("%s %s: %d, want %d", method, path, res.StatusCode, want)
-		}
-	}
-	const tutorials = 50 // of 160 KB each
-	content := strings.Repeat("x", 160_000)
-	for i := range tutorials {
-		send("POST", "/api/v1/tutorials", fmt.Sprintf(`{"title":"Big","slug":"big-%d","content":%q}`, i, content), http.StatusCreated)
-	}
-	for i := range tutorials {
-		send("GET", fmt.Sprintf("/api/v1/tutorials/big-%d", i), "", http.StatusOK)
-	}
-
-	heap := func() int64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapAlloc)
-	}
-	kept := heap()
-	for deadline := time.Now().Add(4 * idleCheckEvery); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if heap() < kept-6<<20 {
-			return
-		}
-	}
-	t.Errorf("the heap held %d MB with the answers kept, and still %d MB after %v without a request", kept>>20, heap()>>20, 4*idleCheckEvery)
 }
 
 func TestServeLogsOneLinePerRequest(t *testing.T) {

@@ -179,29 +179,3 @@ func TestCountsMigrationCountsWhatIsThere(t *testing.T) {
 		}
 	}
 }
-
-// ---- Memory given back when idle ----
-
-func TestIdleWatchReportsEachBusySpellOnce(t *testing.T) {
-	// The request count at each look, and whether that look says the
-	// server has just gone idle.
-	looks := []struct {
-		requests int64
-		idle     bool
-	}{
-		{0, false},  // never busy: nothing to give back
-		{5, false},  // busy
-		{9, false},  // still busy
-		{9, true},   // quiet since the last look
-		{9, false},  // given back already
-		{9, false},  // and stays given back
-		{10, false}, // one more request
-		{10, true},  // quiet again
-	}
-	var w idleWatch
-	for i, l := range looks {
-		if got := w.wentIdle(l.requests); got != l.idle {
-			t.Errorf("look %d (%d requests): wentIdle = %v, want %v", i, l.requests, got, l.idle)
-		}
-	}
-}
