@@ -343,6 +343,11 @@ func newHTTPServer(handler http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
+// runServe is the serve command: it wires the server, starts its
+// background jobs and serves until ctx is cancelled (or the listener
+// fails). Then it shuts down in order: the connections closed once the
+// requests in flight are answered, the jobs stopped, last_used_at saved,
+// the database closed, the log written out.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := parseServeConfig(args, getenv)
 	if err != nil {
@@ -350,6 +355,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logOut := newLogBuffer(stderr)
 	defer logOut.Flush() // whatever the way out, after the last line
+	stopFlushing := every(logFlushEvery, func() { logOut.Flush() })
+	defer stopFlushing()
 	logger := newLogger(logOut, cfg.logFormat)
 
 	store, err := OpenStore(ctx, cfg.db)
@@ -373,34 +380,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "db", cfg.db, "version", buildVersion())
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	ticker := time.NewTicker(saveUsageEvery)
-	defer ticker.Stop()
-	releaseTicker := time.NewTicker(releaseIdleEvery)
-	defer releaseTicker.Stop()
-	flushTicker := time.NewTicker(logFlushEvery)
-	defer flushTicker.Stop()
-	for running := true; running; {
-		select {
-		case err := <-serveErr:
-			return err // Serve only returns early on a listener failure
-		case <-ticker.C:
-			if err := usage.save(ctx, store); err != nil {
-				logger.Error("saving key usage", "error", err)
-			}
-		case <-flushTicker.C:
-			logOut.Flush()
-		case <-releaseTicker.C:
-			api.releaseIfIdle()
-		case <-ctx.Done():
-			running = false
+	stopSaving := every(saveUsageEvery, func() {
+		if err := usage.save(ctx, store); err != nil {
+			logger.Error("saving key usage", "error", err)
 		}
+	})
+	defer stopSaving()
+	stopReleasing := every(releaseIdleEvery, api.releaseIfIdle)
+	defer stopReleasing()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case serveErr = <-served: // Serve only returns early on a listener failure
+	case <-ctx.Done():
 	}
 
 	logger.Info("shutting down", "timeout", shutdownTimeout)
-	// ctx is already cancelled: the shutdown gets a context of its own.
+	// ctx may be cancelled already: the shutdown gets a context of its own.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -410,21 +408,50 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Warn("requests still running after the grace period were cut off", "error", err)
 		srv.Close()
 	}
-	// The shutdown context may be spent by now: saving gets its own.
+	stopReleasing()
+	stopSaving()
+	// The shutdown context may be spent by now: the last save gets its own.
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancelSave()
-	err = usage.save(saveCtx, store)
-	if err != nil {
-		err = fmt.Errorf("saving key usage: %w", err)
+	if err := usage.save(saveCtx, store); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("saving key usage: %w", err))
 	}
-	if closeErr := store.Close(); closeErr != nil {
-		err = errors.Join(err, fmt.Errorf("closing database: %w", closeErr))
+	if err := store.Close(); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("closing database: %w", err))
 	}
-	if err != nil {
-		return err
+	if serveErr != nil {
+		return serveErr
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// every runs job every period in a goroutine of its own, until the stop it
+// returns is called: the serve command's background jobs, each with its
+// own stop, so that runServe ends them in the order it needs. stop waits
+// for a job under way to finish, so that what follows (the last save,
+// closing the database) never runs beside it; calling it again does
+// nothing.
+func every(period time.Duration, job func()) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(period)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ticker.C:
+				job()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(quit)
+		<-done
+	})
 }
 
 // bootstrapKey makes sure a fresh install can be used: when no key is

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,6 +341,44 @@ func TestServeBootstrapsAgainWhenEveryKeyIsRevoked(t *testing.T) {
 	s := startServe(t, db)
 	if n := len(regexp.MustCompile(`tut_[0-9a-f]{64}`).FindAllString(s.stderr.String(), -1)); n != 1 {
 		t.Errorf("printed %d keys, want 1:\n%s", n, s.stderr)
+	}
+}
+
+// every runs its job until stopped, and stop waits for a job under way:
+// what runServe does after it (the last save, closing the database) never
+// runs beside the job.
+func TestEveryStopWaitsForTheJobUnderWay(t *testing.T) {
+	var calls atomic.Int64
+	second, release := make(chan struct{}), make(chan struct{})
+	stop := every(time.Millisecond, func() {
+		if calls.Add(1) == 2 {
+			close(second)
+			<-release
+		}
+	})
+	select {
+	case <-second: // the job runs again and again; the second time it waits
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the job ran %d times in 10 s, want at least twice", calls.Load())
+	}
+	stopped := make(chan struct{})
+	go func() {
+		stop()
+		close(stopped)
+	}()
+	// That stop does not return is seen only by waiting a little: no
+	// channel can say that something has not happened.
+	select {
+	case <-stopped:
+		t.Fatal("stop returned while the job was under way")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-stopped
+	n := calls.Load()
+	stop() // and again: nothing happens
+	if calls.Load() != n {
+		t.Errorf("the job ran after stop returned")
 	}
 }
 
