@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -258,52 +257,6 @@ func parseOrigins(list string) ([]string, error) {
 		origins = append(origins, o)
 	}
 	return origins, nil
-}
-
-// newLogger returns the server's logger, writing to w in format.
-func newLogger(w io.Writer, format string) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
-}
-
-// logBuffer gathers the log's lines and writes them out together: every
-// logFlushEvery, when 32 KiB have gathered, and when the server stops.
-// Written one by one, each request's line was a system call of its own,
-// a tenth of the time of a GET answered from memory (BENCHMARKS.md). The
-// price: a line reaches the log up to 100 ms late, and a crash of the
-// process (kill -9, a power cut) loses the lines of its last 100 ms. A
-// normal stop loses none. Access logs are commonly buffered so (nginx's
-// access_log takes buffer= and flush=).
-type logBuffer struct {
-	mu sync.Mutex
-	w  *bufio.Writer
-}
-
-func newLogBuffer(w io.Writer) *logBuffer {
-	return &logBuffer{w: bufio.NewWriterSize(w, 32<<10)}
-}
-
-// Write adds p, one whole line from the logger, to the buffer. When it does
-// not fit, the lines before it go out first: bufio would fill the buffer
-// to the brim and cut the line in two writes.
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(p) > b.w.Available() && b.w.Buffered() > 0 {
-		if err := b.w.Flush(); err != nil {
-			return 0, err
-		}
-	}
-	return b.w.Write(p)
-}
-
-// Flush writes out every line gathered so far.
-func (b *logBuffer) Flush() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.w.Flush()
 }
 
 // ---- serve ----

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -234,6 +235,81 @@ func TestLogBufferWritesLinesWhenFlushedOrFull(t *testing.T) {
 	// one that did not fit waits with the rest.
 	if want := (32 << 10) / len(line) * len(line); out.Len() != want {
 		t.Errorf("after 40 KB without a Flush the log has %d bytes, want %d: the whole lines that filled the buffer", out.Len(), want)
+	}
+}
+
+// A warning or an error is written out the moment it is logged, after the
+// request lines gathered before it; request lines wait for a flush. So in
+// both formats, through a logger With attributes, and through net/http's
+// ErrorLog, as runServe builds them.
+func TestWarningsAndErrorsAreWrittenAtOnce(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			var out bytes.Buffer
+			logger := newLogger(newLogBuffer(&out), format)
+			written := func() []string {
+				var msgs []string
+				for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+					var rec struct{ Msg string }
+					if format == "json" {
+						json.Unmarshal([]byte(line), &rec)
+					} else if m := regexp.MustCompile(`msg=(\S+)`).FindStringSubmatch(line); m != nil {
+						rec.Msg = m[1]
+					}
+					if rec.Msg != "" {
+						msgs = append(msgs, rec.Msg)
+					}
+				}
+				return msgs
+			}
+			for _, step := range []struct {
+				log  func()
+				want []string
+			}{
+				{func() { logger.Info("request-1") }, nil},
+				{func() { logger.Warn("warning") }, []string{"request-1", "warning"}},
+				{func() { logger.Info("request-2") }, []string{"request-1", "warning"}},
+				{func() { logger.With("key_id", 1).Error("error") }, []string{"request-1", "warning", "request-2", "error"}},
+				{func() { newHTTPServer(nil, logger).ErrorLog.Print("from-net/http") },
+					[]string{"request-1", "warning", "request-2", "error", "from-net/http"}},
+			} {
+				step.log()
+				if diff := cmp.Diff(step.want, written()); diff != "" {
+					t.Fatalf("the lines written (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+// The error line of a request that failed inside the server is in the log
+// before the client has its answer: killed right after it, the server has
+// lost none of it, nor the request line before it.
+func TestErrorLineSurvivesKill9(t *testing.T) {
+	bin := buildBinary(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	key := createKey(t, bin, db)
+	p := startServer(t, bin, db)
+	client := &http.Client{Timeout: 10 * time.Second}
+	if status, err := p.post(client, key, "first"); err != nil || status != http.StatusCreated {
+		t.Fatalf("create: %d, %v", status, err)
+	}
+	// From now on every insert fails, as on a database that breaks.
+	if _, err := openSQL(t, db).Exec(`CREATE TRIGGER refuse BEFORE INSERT ON tutorials BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if status, err := p.post(client, key, "second"); err != nil || status != http.StatusInternalServerError {
+		t.Fatalf("create with inserts refused: %d, %v, want 500", status, err)
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+
+	var got []string
+	for _, m := range regexp.MustCompile(`(?m)^.*level=(\w+) msg=request method=POST .*status=(\d+)`).FindAllStringSubmatch(p.logs.String(), -1) {
+		got = append(got, m[1]+" "+m[2])
+	}
+	if diff := cmp.Diff([]string{"INFO 201", "ERROR 500"}, got); diff != "" {
+		t.Errorf("request lines in the log of the killed server (-want +got):\n%s\n%s", diff, p.logs)
 	}
 }
 
