@@ -53,7 +53,7 @@ func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, no
 	auth := newAuthenticator(cfg, store, keys, usage, now)
 	mux := http.NewServeMux()
 	addRoutes(mux, store, auth, answers, now)
-	var h http.Handler = envelopeFallback(mux)
+	var h http.Handler = muxAnswersInEnvelope(mux)
 	h = allowCORS(cfg.corsOrigins, h)
 	h = recoverPanics(logger, h)
 	h = logRequests(logger, h)
@@ -325,7 +325,7 @@ const (
 )
 
 // allowCORS lets pages from origins call the API from a browser. It sits
-// outside envelopeFallback and the key checks, because a preflight carries
+// outside muxAnswersInEnvelope and the key checks, because a preflight carries
 // neither a route's method nor a key: it asks whether the real request may
 // be sent.
 //
@@ -363,65 +363,74 @@ func allowCORS(origins []string, next http.Handler) http.Handler {
 	})
 }
 
-// envelopeFallback answers in the envelope where ServeMux would answer on its
-// own, in plain text: an unknown path (404) or a known path with a method it
-// does not take (405, with Allow).
-func envelopeFallback(mux *http.ServeMux) http.Handler {
+// muxAnswersInEnvelope answers in the envelope where ServeMux answers on
+// its own: an unknown path (404), a known path with a method it has no
+// route for (405, with the Allow header the mux sets), and a path it would
+// redirect to its clean form (/api//v1/ to /api/v1/), which to an API
+// client names nothing: 404. The mux looks each route up once, as it
+// would alone; what it answers itself is rewritten on its way out.
+func muxAnswersInEnvelope(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// ServeMux would redirect a path like /api//v1/ to its clean form.
-		// An API client wants an answer, not a redirect: such a path names
-		// nothing.
-		if r.URL.Path != cleanPath(r.URL.Path) {
-			writeError(w, r, &apiError{http.StatusNotFound, "Not found"})
-			return
-		}
-		// Handler only looks the route up; ServeHTTP looks it up again and
-		// fills in r.PathValue, which Handler does not. The second lookup
-		// is a few hundred nanoseconds: a price worth a mux that never
-		// answers outside the envelope.
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		if allow := allowedMethods(mux, r); len(allow) > 0 {
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(w, r, &apiError{http.StatusMethodNotAllowed, "Method not allowed"})
-			return
-		}
-		writeError(w, r, &apiError{http.StatusNotFound, "Not found"})
+		mux.ServeHTTP(&muxAnswerWriter{ResponseWriter: w, r: r}, r)
 	})
 }
 
-// cleanPath is path with "." and ".." and doubled slashes resolved, the way
-// ServeMux sees it, keeping a trailing slash.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	// Almost every path is clean already: one with no "//" and no segment
-	// that starts with "." has nothing to resolve, and needs none of the
-	// allocations below.
-	if strings.HasPrefix(p, "/") && !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
-		return p
-	}
-	c := (&url.URL{Path: p}).JoinPath().Path // JoinPath cleans
-	if strings.HasSuffix(p, "/") && !strings.HasSuffix(c, "/") {
-		c += "/"
-	}
-	return c
+// muxAnswerWriter rewrites the answers ServeMux writes itself. It tells
+// them from a handler's by their Content-Type: every handler here answers
+// in the JSON envelope, or with no body at all (204, 304), while the mux
+// writes its errors in plain text (http.Error) and its redirects with a
+// Location (http.Redirect).
+type muxAnswerWriter struct {
+	http.ResponseWriter
+	r         *http.Request
+	rewritten bool // the mux's answer was replaced: what it writes next goes nowhere
 }
 
-// allowedMethods lists the methods the mux has a route for at r's path.
-func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
-	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost,
-		http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host}
-		if _, pattern := mux.Handler(probe); pattern != "" {
-			allow = append(allow, m)
-		}
+func (w *muxAnswerWriter) WriteHeader(status int) {
+	if w.rewritten {
+		return
 	}
-	return allow
+	h := w.Header()
+	redirect := 300 <= status && status < 400 && h.Get("Location") != ""
+	if (status < 400 && !redirect) || strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.rewritten = true
+	h.Del("Location")
+	if status == http.StatusMethodNotAllowed {
+		h.Set("Allow", inMethodOrder(h.Get("Allow")))
+		writeError(w.ResponseWriter, w.r, &apiError{http.StatusMethodNotAllowed, "Method not allowed"})
+		return
+	}
+	writeError(w.ResponseWriter, w.r, &apiError{http.StatusNotFound, "Not found"})
+}
+
+func (w *muxAnswerWriter) Write(b []byte) (int, error) {
+	if w.rewritten {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *muxAnswerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// methodOrder is the order in which the README lists the methods, and Allow
+// too; ServeMux sorts them by name.
+var methodOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+// inMethodOrder is allow, a list of methods, in methodOrder.
+func inMethodOrder(allow string) string {
+	methods := strings.Split(allow, ", ")
+	rank := func(m string) int {
+		if i := slices.Index(methodOrder, m); i >= 0 {
+			return i
+		}
+		return len(methodOrder)
+	}
+	slices.SortStableFunc(methods, func(a, b string) int { return rank(a) - rank(b) })
+	return strings.Join(methods, ", ")
 }
 
 // ---- JSON in ----

@@ -1077,6 +1077,8 @@ func TestUnroutedRequestsGetTheEnvelope(t *testing.T) {
 		{"GET", "/api/v2/tutorials", 404, "Not found", ""},
 		{"GET", "/api//v1/tutorials", 404, "Not found", ""},
 		{"GET", "/api/v1/../v1/tutorials", 404, "Not found", ""},
+		{"POST", "/api//v1/tutorials", 404, "Not found", ""},
+		{"HEAD", "/api/v1/./tutorials", 404, "", ""},
 		{"DELETE", "/api/v1/tutorials", 405, "Method not allowed", "GET, HEAD, POST"},
 		{"POST", "/api/v1/tutorials/go", 405, "Method not allowed", "GET, HEAD, PUT, PATCH, DELETE"},
 		{"OPTIONS", "/api/v1/tutorials", 405, "Method not allowed", "GET, HEAD, POST"},
