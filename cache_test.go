@@ -1,5 +1,9 @@
 package main
 
+// The server's caches held to their promises through real requests: an
+// answer from memory is one the database gave since its last commit, a
+// repeated request does not reach the store, and memory stays bounded.
+
 import (
 	"context"
 	"fmt"
