@@ -146,11 +146,13 @@ func (c *Cache[K, V]) Clear() {
 // and reports whether it did. Call it now and then (every second, say);
 // it costs nothing when there is nothing to do.
 //
-// Letting go of entries frees them for the Go heap, not for the system: a
-// program that does nothing runs no collection for up to two minutes, and
-// returns the freed pages slowly after that. So a release of
-// returnToOSAbove bytes or more calls debug.FreeOSMemory as well: a forced
-// collection once per quiet spell, when nothing else is running.
+// A release also gives memory back to the system (debug.FreeOSMemory).
+// Letting go of entries frees them for the Go heap, not for the system,
+// and so does the end of the busy spell that a release follows: the heap
+// it grew to is garbage now, but a program that does nothing runs no
+// collection for up to two minutes, and returns the freed pages slowly
+// after that. A forced collection once per quiet spell, when nothing else
+// is running, costs nothing anyone waits for.
 func (c *Cache[K, V]) ReleaseIfIdle() bool {
 	if c.opts.IdleAfter <= 0 {
 		return false
@@ -158,12 +160,11 @@ func (c *Cache[K, V]) ReleaseIfIdle() bool {
 	now := c.opts.Now()
 	c.mu.Lock()
 	idle := c.entries != nil && now.Sub(c.lastGet) >= c.opts.IdleAfter
-	released := c.bytes
 	if idle {
 		c.entries, c.bytes = nil, 0
 	}
 	c.mu.Unlock()
-	if idle && released >= returnToOSAbove {
+	if idle {
 		debug.FreeOSMemory()
 	}
 	return idle

@@ -17,10 +17,6 @@ import (
 // measured in BENCHMARKS.md.
 const memoryHeadroom = 16 << 20
 
-// returnToOSAbove is the size of an idle release that is given back to the
-// system at once.
-const returnToOSAbove = 1 << 20
-
 // reserved is the sum of the MaxBytes of every cache made.
 var reserved struct {
 	sync.Mutex
