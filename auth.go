@@ -240,9 +240,9 @@ func (a *authenticator) lookup(ctx context.Context, token string) (APIKey, error
 	if !wellFormedKey(token) {
 		return APIKey{}, ErrNotFound
 	}
-	hash := [sha256.Size]byte(hashKey(token))
-	return a.keys.Get(ctx, hash, func(ctx context.Context) (APIKey, error) {
-		key, err := a.store.KeyByHash(ctx, hash[:])
+	hash := hashKey(token)
+	return a.keys.Get(ctx, [sha256.Size]byte(hash), func(ctx context.Context) (APIKey, error) {
+		key, err := a.store.KeyByHash(ctx, hash)
 		if err == nil && !key.Active {
 			return APIKey{}, ErrNotFound
 		}
@@ -258,7 +258,7 @@ type keyCache = cache.Cache[[sha256.Size]byte, APIKey]
 // internal/cache): a cached key is only ever used while nothing at all has
 // been written since it was read. So a revocation takes effect on the very
 // next request, wherever it was made, while a server that is only being
-// read answers the key check from memory, after one cheap look at the
+// read answers the key check from memory, after one reading of the
 // version.
 //
 // It holds only keys that exist and are active: a wrong key is an error,
