@@ -334,7 +334,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger.Info("listening", "addr", ln.Addr().String(), "db", cfg.db, "version", buildVersion())
 
 	stopSaving := every(saveUsageEvery, func() {
-		if err := usage.save(ctx, store); err != nil {
+		// A save cut short by the shutdown is no failure: the last save,
+		// below, writes what it could not.
+		if err := usage.save(ctx, store); err != nil && ctx.Err() == nil {
 			logger.Error("saving key usage", "error", err)
 		}
 	})

@@ -30,6 +30,11 @@
 // would be worse for a client that reads every page in turn (a backup
 // script, a crawler): with more pages than room, each entry would be gone
 // before its turn came again.
+//
+// Two effects reach past the cache, both for the memory it holds: New
+// raises the Go runtime's soft memory limit by MaxBytes (see
+// reserveMemory), and a release when idle gives memory back to the system
+// (see ReleaseIfIdle).
 package cache
 
 import (
