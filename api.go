@@ -23,22 +23,23 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"tutorials/internal/cache"
 	"tutorials/internal/validator"
 )
 
 // This file speaks HTTP: the routes, the handlers, the envelope every
 // response is wrapped in, and JSON in and out.
 
-// server is the whole HTTP handler of the program, with the answers its
-// handlers keep, so that runServe can let go of them when the server goes
-// idle.
+// server is the whole HTTP handler of the program, with what it keeps in
+// memory between requests, so that runServe can let go of it when the
+// server goes idle.
 type server struct {
 	http.Handler
+	keys    *keyCache
 	answers answerCaches
 }
 
@@ -50,15 +51,31 @@ type server struct {
 // key was last used) comes from it, so that a test that moves a fake clock
 // moves all of them at once.
 func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, now func() time.Time) *server {
-	answers := newAnswerCaches()
-	auth := newAuthenticator(cfg, store, usage, now)
+	keys := newKeyCache(store, now)
+	answers := newAnswerCaches(store, now)
+	auth := newAuthenticator(cfg, store, keys, usage, now)
 	mux := http.NewServeMux()
 	addRoutes(mux, store, auth, answers, now)
-	var h http.Handler = envelopeFallback(mux)
+	var h http.Handler = muxAnswersInEnvelope(mux)
 	h = allowCORS(cfg.corsOrigins, h)
 	h = recoverPanics(logger, h)
 	h = logRequests(logger, h)
-	return &server{Handler: h, answers: answers}
+	return &server{Handler: h, keys: keys, answers: answers}
+}
+
+// releaseAfter is how long a cache of the server must go without a request
+// before releaseIfIdle lets go of it.
+const releaseAfter = 2 * time.Second
+
+// releaseIfIdle lets go of what the server keeps in memory, each cache once
+// it has gone releaseAfter without a request, by the server's clock.
+// runServe calls it every second. A server that waits hours between two
+// bursts of requests then holds the memory of neither; the first requests
+// after a pause are answered from the database, as after a start.
+func (s *server) releaseIfIdle() {
+	s.keys.ReleaseIfIdle()
+	s.answers.list.ReleaseIfIdle()
+	s.answers.detail.ReleaseIfIdle()
 }
 
 // router is what addRoutes needs of a mux. An interface rather than
@@ -74,10 +91,10 @@ type router interface {
 func addRoutes(mux router, store Store, auth *authenticator, answers answerCaches, now func() time.Time) {
 	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store, answers.list)))
 	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store, answers.detail)))
-	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, answers.clearAfter(handleCreateTutorial(store, now))))
-	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handlePatchTutorial(store, now))))
-	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handleReplaceTutorial(store, now))))
-	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, answers.clearAfter(handleDeleteTutorial(store))))
+	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, handleCreateTutorial(store, now)))
+	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handlePatchTutorial(store, now)))
+	mux.Handle("PUT /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleReplaceTutorial(store, now)))
+	mux.Handle("DELETE /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handleDeleteTutorial(store)))
 	mux.Handle("GET /api/v1/openapi.json", handleOpenAPI())
 	mux.Handle("GET /healthz", handleHealthz(store))
 }
@@ -175,17 +192,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // requestInfo travels with a request in its context, so that the handlers
 // deep inside can tell the log line about it: which key was used, and the
-// cause of a 500.
+// cause of a 500. It is the log line's, and nothing else's.
 type requestInfo struct {
 	id    string
 	keyID int64
 	err   error
-
-	// version is the Store.DataVersion the key check read, when hasVersion:
-	// the handler's caches use the same one rather than ask again (see
-	// requestVersion).
-	version    int64
-	hasVersion bool
 }
 
 type requestInfoKey struct{}
@@ -319,7 +330,7 @@ const (
 )
 
 // allowCORS lets pages from origins call the API from a browser. It sits
-// outside envelopeFallback and the key checks, because a preflight carries
+// outside muxAnswersInEnvelope and the key checks, because a preflight carries
 // neither a route's method nor a key: it asks whether the real request may
 // be sent.
 //
@@ -357,65 +368,74 @@ func allowCORS(origins []string, next http.Handler) http.Handler {
 	})
 }
 
-// envelopeFallback answers in the envelope where ServeMux would answer on its
-// own, in plain text: an unknown path (404) or a known path with a method it
-// does not take (405, with Allow).
-func envelopeFallback(mux *http.ServeMux) http.Handler {
+// muxAnswersInEnvelope answers in the envelope where ServeMux answers on
+// its own: an unknown path (404), a known path with a method it has no
+// route for (405, with the Allow header the mux sets), and a path it would
+// redirect to its clean form (/api//v1/ to /api/v1/), which to an API
+// client names nothing: 404. The mux looks each route up once, as it
+// would alone; what it answers itself is rewritten on its way out.
+func muxAnswersInEnvelope(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// ServeMux would redirect a path like /api//v1/ to its clean form.
-		// An API client wants an answer, not a redirect: such a path names
-		// nothing.
-		if r.URL.Path != cleanPath(r.URL.Path) {
-			writeError(w, r, &apiError{http.StatusNotFound, "Not found"})
-			return
-		}
-		// Handler only looks the route up; ServeHTTP looks it up again and
-		// fills in r.PathValue, which Handler does not. The second lookup
-		// is a few hundred nanoseconds: a price worth a mux that never
-		// answers outside the envelope.
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		if allow := allowedMethods(mux, r); len(allow) > 0 {
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(w, r, &apiError{http.StatusMethodNotAllowed, "Method not allowed"})
-			return
-		}
-		writeError(w, r, &apiError{http.StatusNotFound, "Not found"})
+		mux.ServeHTTP(&muxAnswerWriter{ResponseWriter: w, r: r}, r)
 	})
 }
 
-// cleanPath is path with "." and ".." and doubled slashes resolved, the way
-// ServeMux sees it, keeping a trailing slash.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	// Almost every path is clean already: one with no "//" and no segment
-	// that starts with "." has nothing to resolve, and needs none of the
-	// allocations below.
-	if strings.HasPrefix(p, "/") && !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
-		return p
-	}
-	c := (&url.URL{Path: p}).JoinPath().Path // JoinPath cleans
-	if strings.HasSuffix(p, "/") && !strings.HasSuffix(c, "/") {
-		c += "/"
-	}
-	return c
+// muxAnswerWriter rewrites the answers ServeMux writes itself. It tells
+// them from a handler's by their Content-Type: every handler here answers
+// in the JSON envelope, or with no body at all (204, 304), while the mux
+// writes its errors in plain text (http.Error) and its redirects with a
+// Location (http.Redirect).
+type muxAnswerWriter struct {
+	http.ResponseWriter
+	r         *http.Request
+	rewritten bool // the mux's answer was replaced: what it writes next goes nowhere
 }
 
-// allowedMethods lists the methods the mux has a route for at r's path.
-func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
-	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost,
-		http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host}
-		if _, pattern := mux.Handler(probe); pattern != "" {
-			allow = append(allow, m)
-		}
+func (w *muxAnswerWriter) WriteHeader(status int) {
+	if w.rewritten {
+		return
 	}
-	return allow
+	h := w.Header()
+	redirect := 300 <= status && status < 400 && h.Get("Location") != ""
+	if (status < 400 && !redirect) || strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.rewritten = true
+	h.Del("Location")
+	if status == http.StatusMethodNotAllowed {
+		h.Set("Allow", inMethodOrder(h.Get("Allow")))
+		writeError(w.ResponseWriter, w.r, &apiError{http.StatusMethodNotAllowed, "Method not allowed"})
+		return
+	}
+	writeError(w.ResponseWriter, w.r, &apiError{http.StatusNotFound, "Not found"})
+}
+
+func (w *muxAnswerWriter) Write(b []byte) (int, error) {
+	if w.rewritten {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *muxAnswerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// methodOrder is the order in which the README lists the methods, and Allow
+// too; ServeMux sorts them by name.
+var methodOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+// inMethodOrder is allow, a list of methods, in methodOrder.
+func inMethodOrder(allow string) string {
+	methods := strings.Split(allow, ", ")
+	rank := func(m string) int {
+		if i := slices.Index(methodOrder, m); i >= 0 {
+			return i
+		}
+		return len(methodOrder)
+	}
+	slices.SortStableFunc(methods, func(a, b string) int { return rank(a) - rank(b) })
+	return strings.Join(methods, ", ")
 }
 
 // ---- JSON in ----
@@ -763,109 +783,104 @@ type tutorialPage struct {
 	TotalPages int64             `json:"total_pages"`
 }
 
-// handleListTutorials answers a page of the list, from cache when it can.
-func handleListTutorials(store Store, cache *responseCache) http.Handler {
+// handleListTutorials answers a page of the list, from memory when it can.
+//
+// The answers are kept by the parameters as parseListQuery read them, not
+// by the query string: an unknown parameter changes nothing in the answer,
+// so it makes no entry of its own, and every way of writing one query
+// ("page=01", a per_page over 100) is one entry.
+func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer]) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The whole query string is the key: the page, its Link header and
-		// every parameter follow from it. Only a query that passed
-		// parseListQuery is ever stored.
-		version, err := requestVersion(r, store)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		if c, ok := cache.get(r.URL.RawQuery, version); ok {
-			w.Header().Set("Link", c.link)
-			writeEncoded(w, r, http.StatusOK, c.body, c.etag)
-			return
-		}
 		p, err := parseListQuery(r.URL.Query())
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		list, total, err := store.ListTutorials(r.Context(), p)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		totalPages := (total + p.PerPage - 1) / p.PerPage
-		link := pageLinks(r.URL, p.Page, totalPages)
-		body, etag, err := encodeEnvelope(http.StatusOK, tutorialPage{
-			Tutorials:  list,
-			Page:       p.Page,
-			PerPage:    p.PerPage,
-			Total:      total,
-			TotalPages: totalPages,
+		a, err := answers.Get(r.Context(), p, func(ctx context.Context) (answer, error) {
+			list, total, err := store.ListTutorials(ctx, p)
+			if err != nil {
+				return answer{}, err
+			}
+			totalPages := (total + p.PerPage - 1) / p.PerPage
+			body, etag, err := encodeEnvelope(http.StatusOK, tutorialPage{
+				Tutorials:  list,
+				Page:       p.Page,
+				PerPage:    p.PerPage,
+				Total:      total,
+				TotalPages: totalPages,
+			})
+			return answer{body: bytes.Clone(body), etag: etag, link: pageLinks(p, totalPages)}, err
 		})
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		cache.put(r.URL.RawQuery, version, cachedResponse{body: body, etag: etag, link: link})
-		w.Header().Set("Link", link)
-		writeEncoded(w, r, http.StatusOK, body, etag)
+		w.Header().Set("Link", a.link)
+		writeEncoded(w, r, http.StatusOK, a.body, a.etag)
 	})
 }
 
+// listPath is where the list is, and where its Link header points.
+const listPath = "/api/v1/tutorials"
+
 // pageLinks is the Link header of a page of the list (RFC 8288): first,
-// prev, next and last, each the request's own URL with only page changed,
-// so that search, filters, sort, per_page and any other parameter carry
-// over. The links are relative to the server, so that they stay right
-// behind a proxy that rewrites the host.
+// prev, next and last, each the list with p's parameters and only page
+// changed, so that search, filters, sort and per_page carry over. They are
+// the parameters as parseListQuery read them, so that the links, like the
+// answer, are the same for every way of writing one query: a parameter the
+// server does not know is not in them, per_page over 100 is 100, and a
+// default (per_page=20) is left out. The links are relative to the server,
+// so that they stay right behind a proxy that rewrites the host.
 //
 // There is always a first and a last page: an empty list has one, empty,
 // page. No prev on page 1, no next on the last page. A page past the end
 // has no next, and its prev is the last page, back where the items are.
-func pageLinks(u *url.URL, page, totalPages int64) string {
+func pageLinks(p ListParams, totalPages int64) string {
+	q := url.Values{}
+	if p.PerPage != defaultPerPage {
+		q.Set("per_page", strconv.FormatInt(p.PerPage, 10))
+	}
+	for _, param := range [][2]string{{"category", p.Category}, {"difficulty", p.Difficulty}, {"q", p.Query}, {"sort", p.Sort}} {
+		if param[1] != "" {
+			q.Set(param[0], param[1])
+		}
+	}
 	last := max(totalPages, 1)
 	link := func(n int64, rel string) string {
-		q := u.Query()
 		q.Set("page", strconv.FormatInt(n, 10))
-		return "<" + u.EscapedPath() + "?" + q.Encode() + `>; rel="` + rel + `"`
+		return "<" + listPath + "?" + q.Encode() + `>; rel="` + rel + `"`
 	}
 	links := []string{link(1, "first")}
-	if page > 1 {
-		links = append(links, link(min(page-1, last), "prev"))
+	if p.Page > 1 {
+		links = append(links, link(min(p.Page-1, last), "prev"))
 	}
-	if page < last {
-		links = append(links, link(page+1, "next"))
+	if p.Page < last {
+		links = append(links, link(p.Page+1, "next"))
 	}
 	links = append(links, link(last, "last"))
 	return strings.Join(links, ", ")
 }
 
-// handleGetTutorial answers one tutorial, from cache when it can.
-func handleGetTutorial(store Store, cache *responseCache) http.Handler {
+// handleGetTutorial answers one tutorial, from memory when it can.
+func handleGetTutorial(store Store, answers *cache.Cache[string, answer]) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug := r.PathValue("slug")
-		version, err := requestVersion(r, store)
+		a, err := answers.Get(r.Context(), slug, func(ctx context.Context) (answer, error) {
+			if !validSlug(slug) {
+				return answer{}, ErrNotFound
+			}
+			t, err := store.TutorialBySlug(ctx, slug)
+			if err != nil {
+				return answer{}, err
+			}
+			body, etag, err := encodeTutorial(http.StatusOK, t)
+			return answer{body: bytes.Clone(body), etag: etag}, err
+		})
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		// Only tutorials that were found are kept, so a slug found here
-		// needs no more checking.
-		if c, ok := cache.get(slug, version); ok {
-			writeEncoded(w, r, http.StatusOK, c.body, c.etag)
-			return
-		}
-		if !validSlug(slug) {
-			writeError(w, r, ErrNotFound)
-			return
-		}
-		t, err := store.TutorialBySlug(r.Context(), slug)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		body, etag, err := encodeTutorial(http.StatusOK, t)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		cache.put(slug, version, cachedResponse{body: body, etag: etag})
-		writeEncoded(w, r, http.StatusOK, body, etag)
+		writeEncoded(w, r, http.StatusOK, a.body, a.etag)
 	})
 }
 
@@ -1096,133 +1111,60 @@ func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byt
 
 // ---- Responses kept until the next commit ----
 
-// answerCaches are the answers the GET handlers keep: see responseCache.
+// answerCaches are the answers the GET handlers keep, each until anyone
+// commits anything: see internal/cache.
 //
-// The list's pages are small; its limits only stop a client that asks for
+// The list's pages are small; its bounds only stop a client that asks for
 // endless distinct queries. The tutorials are what takes memory: a server
 // that is read more than written ends up holding every one that was asked
 // for, up to detailCacheBytes, and the answer to a GET is then a map lookup
-// instead of a query and an encoding: 7 µs of handler time instead of 26,
-// and nearly three times the requests a second (BENCHMARKS.md). That
-// memory is counted in memoryLimit (main.go), and given back when the
-// server goes idle.
+// instead of a query and an encoding (BENCHMARKS.md).
 type answerCaches struct {
-	list, detail *responseCache
+	list   *cache.Cache[ListParams, answer]
+	detail *cache.Cache[string, answer] // by slug
 }
 
-// The bounds of the cache of tutorials: a library of 16,000 tutorials of
-// 1.5 KB, or 10,000 of 2.5 KB. A bigger one is kept in part.
+// The bounds of the caches. The list's stop a client that asks for endless
+// distinct queries; the tutorials' hold a library of 10,000 tutorials of
+// 2 KB, counted as internal/cache counts them. A bigger one is kept in part.
 const (
+	listCacheEntries   = 256
+	listCacheBytes     = 4 << 20
 	detailCacheEntries = 16 << 10
-	detailCacheBytes   = 24 << 20
+	detailCacheBytes   = 28 << 20
 )
 
-func newAnswerCaches() answerCaches {
+func newAnswerCaches(store Store, now func() time.Time) answerCaches {
 	return answerCaches{
-		list:   &responseCache{maxEntries: 256, maxBytes: 4 << 20},
-		detail: &responseCache{maxEntries: detailCacheEntries, maxBytes: detailCacheBytes},
+		list: cache.New(cache.Options[ListParams, answer]{
+			Version: store.Version, MaxEntries: listCacheEntries, MaxBytes: listCacheBytes,
+			Size: func(p ListParams, a answer) int {
+				return len(p.Category) + len(p.Difficulty) + len(p.Query) + len(p.Sort) + a.size()
+			},
+			IdleAfter: releaseAfter, Now: now,
+		}),
+		detail: cache.New(cache.Options[string, answer]{
+			Version: store.Version, MaxEntries: detailCacheEntries, MaxBytes: detailCacheBytes,
+			Size:      func(slug string, a answer) int { return len(slug) + a.size() },
+			IdleAfter: releaseAfter, Now: now,
+		}),
 	}
 }
 
-// clear lets go of every answer kept.
-func (a answerCaches) clear() {
-	a.list.clear()
-	a.detail.clear()
-}
-
-// clearAfter runs next, a handler that writes, then lets go of every answer
-// kept. Whatever the write changed, it made them all stale: the next read
-// would start the caches afresh anyway, but until then their memory stays
-// taken, and under a stream of writes with no reads between, that was a
-// full cache's worth (24 MiB in the bench) held for nothing.
-func (a answerCaches) clearAfter(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r)
-		a.clear()
-	})
-}
-
-// requestVersion is the Store.DataVersion that r's key check read (see
-// authenticator.lookup), or, for a request that had none, a fresh one.
-// Each asking is a read of a file, so once per request is enough.
-func requestVersion(r *http.Request, store Store) (int64, error) {
-	if info := requestInfoFrom(r.Context()); info.hasVersion {
-		return info.version, nil
-	}
-	return store.Version(r.Context())
-}
-
-// responseCache keeps encoded 200 responses to GETs, by a key the handler
-// chooses, as of one Store.DataVersion: the same rule as keyCache in
-// auth.go. Any commit to the database, by this process or another, changes
-// the version, and the next put starts the cache afresh; an entry is never
-// served at a version other than the one it was read at. So a response from
-// the cache is what the database would have answered, and its ETag is the
-// one a fresh encoding would have.
-//
-// The version must be read before the data, as requestVersion's is: an
-// entry may then be newer than its version, never older.
-//
-// It is bounded in entries and in bytes. When full it keeps what it holds
-// and stores nothing more until the next commit empties it. Evicting
-// instead would be worse for a client that reads every page in turn (a
-// backup script, a crawler): with more pages than room, each entry would be
-// gone before its turn came again.
-type responseCache struct {
-	maxEntries, maxBytes int
-
-	mu      sync.Mutex
-	version int64
-	entries map[string]cachedResponse
-	bytes   int // of every body held
-}
-
-// cachedResponse is what a handler needs to answer again: the body made by
-// encodeEnvelope, its ETag, and the list's Link header.
-// body is shared between requests and must never be changed.
-type cachedResponse struct {
+// answer is what a GET handler needs to answer again: the body made by
+// encodeEnvelope, its ETag, and the list's Link header. body is shared
+// between requests and must never be changed. It is a copy of exactly its
+// length: a body fresh from a bytes.Buffer can have twice its length in
+// room, which would stay taken for as long as the answer is kept.
+type answer struct {
 	body []byte
 	etag string
 	link string
 }
 
-// get returns the response kept under key, if it was read at version.
-func (c *responseCache) get(key string, version int64) (cachedResponse, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version {
-		return cachedResponse{}, false
-	}
-	resp, ok := c.entries[key]
-	return resp, ok
-}
-
-// put keeps resp, read at version, under key, if there is room.
-func (c *responseCache) put(key string, version int64, resp cachedResponse) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version || c.entries == nil {
-		c.version = version
-		c.entries = make(map[string]cachedResponse)
-		c.bytes = 0
-	}
-	if _, ok := c.entries[key]; ok || len(c.entries) >= c.maxEntries || c.bytes+len(resp.body) > c.maxBytes {
-		return
-	}
-	// A body fresh from a bytes.Buffer can have up to twice its length in
-	// room, which would stay taken for as long as the entry: keep a copy
-	// of exactly its length.
-	resp.body = bytes.Clone(resp.body)
-	c.entries[key] = resp
-	c.bytes += len(resp.body)
-}
-
-// clear empties the cache, and lets its memory go.
-func (c *responseCache) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.entries = nil
-	c.bytes = 0
+// size is the number of bytes a points to.
+func (a answer) size() int {
+	return cap(a.body) + len(a.etag) + len(a.link)
 }
 
 // ifMatch is the store Precondition of r's If-Match header, or nil when it

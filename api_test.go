@@ -27,11 +27,12 @@ import (
 type testServer struct {
 	url      string
 	store    Store
+	calls    *countingStore // the store as the server at url sees it: see cache_test.go
 	dbPath   string
 	usage    *keyUsage
 	logs     *syncBuffer
-	clock    *fakeClock   // the server's: it moves only when the test moves it
-	answers  answerCaches // those of the server at url
+	clock    *fakeClock // the server's: it moves only when the test moves it
+	api      *server    // the server at url
 	writeKey string
 	readKey  string
 }
@@ -79,10 +80,11 @@ func newTestServerWith(t *testing.T, cfg config) *testServer {
 	t.Helper()
 	ts := newTestDatabase(t)
 	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
-	api := newServer(cfg, logger, ts.store, ts.usage, ts.clock.now)
+	ts.calls = &countingStore{Store: ts.store}
+	api := newServer(cfg, logger, ts.calls, ts.usage, ts.clock.now)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	ts.url, ts.answers = srv.URL, api.answers
+	ts.url, ts.api = srv.URL, api
 	return ts
 }
 
@@ -1059,6 +1061,8 @@ func TestUnroutedRequestsGetTheEnvelope(t *testing.T) {
 		{"GET", "/api/v2/tutorials", 404, "Not found", ""},
 		{"GET", "/api//v1/tutorials", 404, "Not found", ""},
 		{"GET", "/api/v1/../v1/tutorials", 404, "Not found", ""},
+		{"POST", "/api//v1/tutorials", 404, "Not found", ""},
+		{"HEAD", "/api/v1/./tutorials", 404, "", ""},
 		{"DELETE", "/api/v1/tutorials", 405, "Method not allowed", "GET, HEAD, POST"},
 		{"POST", "/api/v1/tutorials/go", 405, "Method not allowed", "GET, HEAD, PUT, PATCH, DELETE"},
 		{"OPTIONS", "/api/v1/tutorials", 405, "Method not allowed", "GET, HEAD, POST"},

@@ -82,14 +82,18 @@ func TestLinkHeader(t *testing.T) {
 			"prev":  list + "?page=1",
 			"last":  list + "?page=1",
 		}},
-		{"every parameter is kept, unknown and repeated ones too, as sent", "?q=tutorial&category=frontend&sort=title&per_page=1&x=1&x=2&difficulty=beginner&page=1", map[string]string{
-			"first": list + "?category=frontend&difficulty=beginner&page=1&per_page=1&q=tutorial&sort=title&x=1&x=2",
-			"next":  list + "?category=frontend&difficulty=beginner&page=2&per_page=1&q=tutorial&sort=title&x=1&x=2",
-			"last":  list + "?category=frontend&difficulty=beginner&page=3&per_page=1&q=tutorial&sort=title&x=1&x=2",
+		{"every known parameter is kept; an unknown one is not", "?q=tutorial&category=frontend&sort=title&per_page=1&x=1&x=2&difficulty=beginner&page=1", map[string]string{
+			"first": list + "?category=frontend&difficulty=beginner&page=1&per_page=1&q=tutorial&sort=title",
+			"next":  list + "?category=frontend&difficulty=beginner&page=2&per_page=1&q=tutorial&sort=title",
+			"last":  list + "?category=frontend&difficulty=beginner&page=3&per_page=1&q=tutorial&sort=title",
 		}},
-		{"per_page is kept as sent, paged as 100", "?per_page=500", map[string]string{
-			"first": list + "?page=1&per_page=500",
-			"last":  list + "?page=1&per_page=500",
+		{"per_page is kept as it counts: over 100 is 100", "?per_page=500", map[string]string{
+			"first": list + "?page=1&per_page=100",
+			"last":  list + "?page=1&per_page=100",
+		}},
+		{"a default is left out", "?per_page=20&page=01", map[string]string{
+			"first": list + "?page=1",
+			"last":  list + "?page=1",
 		}},
 		{"text is escaped", "?q=tutorial%20%3C%3E%2C%22&page=2&per_page=4", map[string]string{
 			"first": list + "?page=1&per_page=4&q=tutorial+%3C%3E%2C%22",
