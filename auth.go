@@ -1,5 +1,9 @@
 package main
 
+// This file decides who a request comes from and what it may do: the keys
+// themselves, the bearer middleware, scopes, rate limits, and what a key
+// costs to use.
+
 import (
 	"context"
 	"crypto/rand"
@@ -20,10 +24,6 @@ import (
 
 	"tutorials/internal/cache"
 )
-
-// This file decides who a request comes from and what it may do: the keys
-// themselves, the bearer middleware, scopes, rate limits, and what a key
-// costs to use.
 
 // Scopes. A read key may only GET; a write key may do everything.
 const (
