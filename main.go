@@ -31,6 +31,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mattn/go-isatty"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3". A
@@ -321,17 +323,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer store.Close() // for the early returns; Close is idempotent
 
-	if err := bootstrapKey(ctx, store, stderr); err != nil {
-		return err
-	}
-
 	usage := newKeyUsage()
 	api := newServer(cfg, logger, store, usage, time.Now)
 	srv := newHTTPServer(api, logger)
 	// Listen before logging, so that the log shows the real address (with
-	// -addr :0, the port the system chose).
+	// -addr :0, the port the system chose), and before the first key is
+	// made: a key shown by a server that then fails to start would be lost.
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		return err
+	}
+	if err := bootstrapKey(ctx, store, cfg.db, stderr, logger); err != nil {
+		ln.Close()
 		return err
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "db", cfg.db, "version", buildVersion())
@@ -412,12 +415,20 @@ func every(period time.Duration, job func()) (stop func()) {
 	})
 }
 
-// bootstrapKey makes sure a fresh install can be used: when no key is
-// active it creates one named "default" and shows it, once, on stderr.
-func bootstrapKey(ctx context.Context, store Store, stderr io.Writer) error {
+// bootstrapKey makes sure a fresh install can be used. When no key is
+// active and stderr is a terminal (a person ran the server), it creates one
+// named "default" and shows it there, once. Otherwise stderr is a log (a
+// service manager's journal, a log collector), where a key must never go:
+// then it makes none and logs how to make one.
+func bootstrapKey(ctx context.Context, store Store, db string, stderr io.Writer, logger *slog.Logger) error {
 	ok, err := store.HasActiveKey(ctx)
 	if err != nil || ok {
 		return err
+	}
+	if !isTerminal(stderr) {
+		logger.Warn("no active API key: every request will be refused until you create one with: tutorials keys create -name NAME -db DB",
+			"db", db)
+		return nil
 	}
 	key, _, err := issueKey(ctx, store, APIKey{Name: "default", Scope: scopeWrite, CreatedAt: time.Now()})
 	if err != nil {
@@ -426,6 +437,13 @@ func bootstrapKey(ctx context.Context, store Store, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "\nNo active API key yet, so one was created (name \"default\", scope write):\n\n"+
 		"    %s\n\nSave it now: it will not be shown again.\n\n", key)
 	return nil
+}
+
+// isTerminal reports whether w is a terminal, where a person reads what is
+// written, rather than a file, a pipe or a log.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && isatty.IsTerminal(f.Fd())
 }
 
 // ---- backup ----
