@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -42,7 +43,7 @@ func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, no
 	answers := newAnswerCaches(store, now)
 	auth := newAuthenticator(cfg, store, keys, usage, now)
 	mux := http.NewServeMux()
-	addRoutes(mux, store, auth, answers, now)
+	addRoutes(mux, cfg, store, auth, answers, now)
 	var h http.Handler = muxAnswersInEnvelope(mux)
 	h = allowCORS(cfg.corsOrigins, h)
 	h = recoverPanics(logger, h)
@@ -75,8 +76,8 @@ type router interface {
 // addRoutes is the table of contents of the API: every route, with the key
 // scope it needs, in the order of the README. Every route must also be in
 // openapi.json; TestOpenAPIDescribesEveryRoute fails until it is.
-func addRoutes(mux router, store Store, auth *authenticator, answers answerCaches, now func() time.Time) {
-	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store, answers.list)))
+func addRoutes(mux router, cfg config, store Store, auth *authenticator, answers answerCaches, now func() time.Time) {
+	mux.Handle("GET /api/v1/tutorials", auth.requireKey(scopeRead, handleListTutorials(store, answers.list, cfg.trustProxy)))
 	mux.Handle("GET /api/v1/tutorials/{slug}", auth.requireKey(scopeRead, handleGetTutorial(store, answers.detail)))
 	mux.Handle("POST /api/v1/tutorials", auth.requireKey(scopeWrite, handleCreateTutorial(store, now)))
 	mux.Handle("PATCH /api/v1/tutorials/{slug}", auth.requireKey(scopeWrite, handlePatchTutorial(store, now)))
@@ -192,9 +193,14 @@ type tutorialPage struct {
 // by the query string: an unknown parameter changes nothing in the answer,
 // so it makes no entry of its own, and every way of writing one query
 // ("page=01", a per_page over 100) is one entry.
-func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer]) http.Handler {
+func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer], trustProxy bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := parseListQuery(r.URL.Query())
+		q, err := readQuery(r.URL.RawQuery)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		p, err := parseListQuery(q)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -218,7 +224,9 @@ func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer]) 
 			writeError(w, r, err)
 			return
 		}
-		w.Header().Set("Link", a.link)
+		// The links are kept relative, as one answer serves every host
+		// name the server is reached by; each request gets its own.
+		w.Header().Set("Link", strings.ReplaceAll(a.link, "<"+listPath, "<"+requestOrigin(r, trustProxy)+listPath))
 		writeEncoded(w, r, http.StatusOK, a.body, a.etag)
 	})
 }
@@ -232,8 +240,8 @@ const listPath = "/api/v1/tutorials"
 // the parameters as parseListQuery read them, so that the links, like the
 // answer, are the same for every way of writing one query: a parameter the
 // server does not know is not in them, per_page over 100 is 100, and a
-// default (per_page=20) is left out. The links are relative to the server,
-// so that they stay right behind a proxy that rewrites the host.
+// default (per_page=20) is left out. The links it makes are relative; the
+// handler puts the request's origin in front of each (see requestOrigin).
 //
 // There is always a first and a last page: an empty list has one, empty,
 // page. No prev on page 1, no next on the last page. A page past the end
@@ -262,6 +270,41 @@ func pageLinks(p ListParams, totalPages int64) string {
 	}
 	links = append(links, link(last, "last"))
 	return strings.Join(links, ", ")
+}
+
+// requestOrigin is the scheme and host a client used to reach the server,
+// "https://api.example.com": what makes a link absolute, as clients need
+// it (Python's requests and Node's fetch refuse a relative URL). Behind a
+// reverse proxy the request the server sees is the proxy's, so with
+// trustProxy the proxy's X-Forwarded-Proto and X-Forwarded-Host say what
+// the client used; without it they are ignored, since any client can send
+// them. A forwarded host that is not a plain host[:port] is ignored too: it
+// goes into a header.
+func requestOrigin(r *http.Request, trustProxy bool) string {
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if trustProxy {
+		if proto := forwarded(r, "X-Forwarded-Proto"); proto == "http" || proto == "https" {
+			scheme = proto
+		}
+		if fh := forwarded(r, "X-Forwarded-Host"); plainHost.MatchString(fh) {
+			host = fh
+		}
+	}
+	return scheme + "://" + host
+}
+
+// plainHost is a host name, an IPv4 address or a bracketed IPv6 address,
+// with a port or without.
+var plainHost = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$`)
+
+// forwarded is the first value of an X-Forwarded- header: the one the proxy
+// nearest the client set, when proxies are chained.
+func forwarded(r *http.Request, name string) string {
+	v, _, _ := strings.Cut(r.Header.Get(name), ",")
+	return strings.TrimSpace(v)
 }
 
 // handleGetTutorial answers one tutorial, from memory when it can.

@@ -720,6 +720,12 @@ func TestListBadQuery(t *testing.T) {
 		{"difficulty=expert", "difficulty must be one of beginner, intermediate, advanced"},
 		{"sort=id", "sort must be one of -published_at, published_at, title, -title"},
 		{"sort=title%3BDROP%20TABLE%20tutorials", "sort must be one of -published_at, published_at, title, -title"},
+		{"sort=-published_at;DROP", `query parameter "sort" cannot be read: a ";" or a bad "%" escape`},
+		{"page=2&sort=title;", `query parameter "sort" cannot be read: a ";" or a bad "%" escape`},
+		{"q=%zz", `query parameter "q" cannot be read: a ";" or a bad "%" escape`},
+		{"x=%zz&page=2", `query parameter "x" cannot be read: a ";" or a bad "%" escape`},
+		{"%zz=1", `the query string cannot be read: a ";" or a bad "%" escape`},
+		{"a;b=1", `the query string cannot be read: a ";" or a bad "%" escape`},
 		{"page=0&per_page=0&sort=x", "page must be an integer of at least 1; per_page must be an integer of at least 1; sort must be one of -published_at, published_at, title, -title"},
 	}
 	for _, tt := range tests {
