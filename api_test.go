@@ -27,11 +27,12 @@ import (
 type testServer struct {
 	url      string
 	store    Store
+	calls    *countingStore // the store as the server at url sees it: see cache_test.go
 	dbPath   string
 	usage    *keyUsage
 	logs     *syncBuffer
-	clock    *fakeClock   // the server's: it moves only when the test moves it
-	answers  answerCaches // those of the server at url
+	clock    *fakeClock // the server's: it moves only when the test moves it
+	api      *server    // the server at url
 	writeKey string
 	readKey  string
 }
@@ -84,10 +85,11 @@ func newTestServerWith(t *testing.T, cfg config) *testServer {
 func serveTestDatabase(t *testing.T, ts *testServer, cfg config) *testServer {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
-	api := newServer(cfg, logger, ts.store, ts.usage, ts.clock.now)
+	ts.calls = &countingStore{Store: ts.store}
+	api := newServer(cfg, logger, ts.calls, ts.usage, ts.clock.now)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	ts.url, ts.answers = srv.URL, api.answers
+	ts.url, ts.api = srv.URL, api
 	return ts
 }
 
@@ -723,6 +725,12 @@ func TestListBadQuery(t *testing.T) {
 		{"difficulty=expert", "difficulty must be one of beginner, intermediate, advanced"},
 		{"sort=id", "sort must be one of -published_at, published_at, title, -title"},
 		{"sort=title%3BDROP%20TABLE%20tutorials", "sort must be one of -published_at, published_at, title, -title"},
+		{"sort=-published_at;DROP", `query parameter "sort" cannot be read: a ";" or a bad "%" escape`},
+		{"page=2&sort=title;", `query parameter "sort" cannot be read: a ";" or a bad "%" escape`},
+		{"q=%zz", `query parameter "q" cannot be read: a ";" or a bad "%" escape`},
+		{"x=%zz&page=2", `query parameter "x" cannot be read: a ";" or a bad "%" escape`},
+		{"%zz=1", `the query string cannot be read: a ";" or a bad "%" escape`},
+		{"a;b=1", `the query string cannot be read: a ";" or a bad "%" escape`},
 		{"page=0&per_page=0&sort=x", "page must be an integer of at least 1; per_page must be an integer of at least 1; sort must be one of -published_at, published_at, title, -title"},
 	}
 	for _, tt := range tests {
@@ -1064,6 +1072,8 @@ func TestUnroutedRequestsGetTheEnvelope(t *testing.T) {
 		{"GET", "/api/v2/tutorials", 404, "Not found", ""},
 		{"GET", "/api//v1/tutorials", 404, "Not found", ""},
 		{"GET", "/api/v1/../v1/tutorials", 404, "Not found", ""},
+		{"POST", "/api//v1/tutorials", 404, "Not found", ""},
+		{"HEAD", "/api/v1/./tutorials", 404, "", ""},
 		{"DELETE", "/api/v1/tutorials", 405, "Method not allowed", "GET, HEAD, POST"},
 		{"POST", "/api/v1/tutorials/go", 405, "Method not allowed", "GET, HEAD, PUT, PATCH, DELETE"},
 		{"OPTIONS", "/api/v1/tutorials", 405, "Method not allowed", "GET, HEAD, POST"},

@@ -1,5 +1,9 @@
 package main
 
+// This file decides who a request comes from and what it may do: the keys
+// themselves, the bearer middleware, scopes, rate limits, and what a key
+// costs to use.
+
 import (
 	"context"
 	"crypto/rand"
@@ -17,11 +21,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-)
 
-// This file decides who a request comes from and what it may do: the keys
-// themselves, the bearer middleware, scopes, rate limits, and what a key
-// costs to use.
+	"tutorials/internal/cache"
+)
 
 // Scopes. A read key may only GET; a write key may do everything.
 const (
@@ -120,12 +122,11 @@ type authenticator struct {
 	failures   *limiter
 	trustProxy bool // take the client address from X-Forwarded-For
 
-	// cache remembers the keys found: see keyCache.
-	cache keyCache
+	keys *keyCache // the active keys found: see newKeyCache
 }
 
-func newAuthenticator(cfg config, store Store, usage *keyUsage, now func() time.Time) *authenticator {
-	a := &authenticator{store: store, usage: usage, now: now, trustProxy: cfg.trustProxy,
+func newAuthenticator(cfg config, store Store, keys *keyCache, usage *keyUsage, now func() time.Time) *authenticator {
+	a := &authenticator{store: store, keys: keys, usage: usage, now: now, trustProxy: cfg.trustProxy,
 		perKey: newLimiter(now), limit: KeyLimit{Rate: cfg.rate, Burst: cfg.burst}}
 	if cfg.rate > 0 {
 		// A client gets as many wrong keys as a key gets requests: enough for
@@ -140,7 +141,7 @@ func newAuthenticator(cfg config, store Store, usage *keyUsage, now func() time.
 //
 // The key is checked on every request, so a key revoked by "tutorials keys
 // revoke" in another process is refused on the very next request: see
-// keyCache for how that stays cheap.
+// newKeyCache for how that stays cheap.
 //
 // The order matters. A client address that has failed too often is refused
 // first, before its key is even read, so that a flood of wrong keys costs
@@ -254,67 +255,39 @@ func (a *authenticator) lookup(ctx context.Context, token string) (APIKey, error
 		return APIKey{}, ErrNotFound
 	}
 	hash := hashKey(token)
-	// The version is read before the key, so that a key cached with it is
-	// never newer than the version says: a revocation that commits between
-	// the two reads changes the version, and the next request reads again.
-	version, err := a.store.Version(ctx)
-	if err != nil {
-		return APIKey{}, err
-	}
-	// The handler's caches use this version too: see requestVersion.
-	info := requestInfoFrom(ctx)
-	info.version, info.hasVersion = version, true
-	if key, ok := a.cache.get(hash, version); ok {
-		return key, nil
-	}
-	key, err := a.store.KeyByHash(ctx, hash)
-	if err != nil {
-		return APIKey{}, err
-	}
-	if !key.Active {
-		return APIKey{}, ErrNotFound
-	}
-	a.cache.put(hash, version, key)
-	return key, nil
+	return a.keys.Get(ctx, [sha256.Size]byte(hash), func(ctx context.Context) (APIKey, error) {
+		key, err := a.store.KeyByHash(ctx, hash)
+		if err == nil && !key.Active {
+			return APIKey{}, ErrNotFound
+		}
+		return key, err
+	})
 }
 
-// keyCache remembers the active keys found by their hash, as of one
-// Store.DataVersion. Any commit to the database, by this process or another,
-// changes that version, and the cache then forgets everything: a cached key
-// is only ever used while nothing at all has been written since it was
-// read. So a revocation takes effect on the very next request, wherever it
-// was made, while a server that is only being read answers the key check
-// from memory, after one cheap PRAGMA.
+// keyCache holds the active keys found, by the SHA-256 of the key.
+type keyCache = cache.Cache[[sha256.Size]byte, APIKey]
+
+// newKeyCache returns the cache of keys for store. Like every cache of the
+// server it forgets everything when anyone commits anything (see
+// internal/cache): a cached key is only ever used while nothing at all has
+// been written since it was read. So a revocation takes effect on the very
+// next request, wherever it was made, while a server that is only being
+// read answers the key check from memory, after one reading of the
+// version.
 //
-// It holds only keys that exist and are active, so it is no bigger than the
-// api_keys table; wrong keys are never cached.
-type keyCache struct {
-	mu      sync.Mutex
-	version int64
-	keys    map[[sha256.Size]byte]APIKey
-}
-
-// get returns the key with hash if it was cached at version.
-func (c *keyCache) get(hash []byte, version int64) (APIKey, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version {
-		return APIKey{}, false
-	}
-	key, ok := c.keys[[sha256.Size]byte(hash)]
-	return key, ok
-}
-
-// put caches key, read at version, under hash. A version other than the
-// cache's starts the cache afresh.
-func (c *keyCache) put(hash []byte, version int64, key APIKey) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version || c.keys == nil {
-		c.version = version
-		c.keys = make(map[[sha256.Size]byte]APIKey)
-	}
-	c.keys[[sha256.Size]byte(hash)] = key
+// It holds only keys that exist and are active: a wrong key is an error,
+// and errors are never kept. Its bounds are far above any api_keys table
+// this server is meant for; past them a key is read from the database on
+// every request, which is slower, not wrong.
+func newKeyCache(store Store, now func() time.Time) *keyCache {
+	return cache.New(cache.Options[[sha256.Size]byte, APIKey]{
+		Version:    store.Version,
+		MaxEntries: 1024,
+		MaxBytes:   256 << 10,
+		Size:       func(_ [sha256.Size]byte, k APIKey) int { return len(k.Name) + len(k.Prefix) + len(k.Scope) },
+		IdleAfter:  releaseAfter,
+		Now:        now,
+	})
 }
 
 // keyUsage remembers when each key was last used, in memory. Writing

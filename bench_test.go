@@ -157,7 +157,7 @@ func BenchmarkGetTutorial(b *testing.B) {
 	})
 	b.Run("server_uncached", func(b *testing.B) {
 		uncached := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.answers.clear()
+			s.answers.detail.Clear()
 			s.handler.ServeHTTP(w, r)
 		})
 		serveEach(b, uncached, s.key, http.StatusOK, rotating)
@@ -182,7 +182,7 @@ func BenchmarkListTutorials(b *testing.B) {
 // nothing; the baseline is that handler without it.
 func BenchmarkAuth(b *testing.B) {
 	s := newBenchServer(b)
-	auth := newAuthenticator(benchConfig(b), s.store, newKeyUsage(), time.Now)
+	auth := newAuthenticator(benchConfig(b), s.store, newKeyCache(s.store, time.Now), newKeyUsage(), time.Now)
 	noContent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})

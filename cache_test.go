@@ -1,10 +1,16 @@
 package main
 
+// The server's caches held to their promises through real requests: an
+// answer from memory is one the database gave since its last commit, a
+// repeated request does not reach the store, and memory stays bounded.
+
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,13 +51,101 @@ func TestEncodeEnvelopeMatchesWriteEnvelope(t *testing.T) {
 	}
 }
 
-// getTwice GETs path twice, the second answer coming from the cache, and
-// fails unless both have the same body and the same values of headers. It
-// returns the first.
+// countingStore is the real store, counting the reads that the server's
+// caches are there to spare, so that a test can tell an answer from memory
+// from one from the database. Every test server's store is one (see
+// newTestServerWith): a decorator over the real SQLite store, not a mock.
+//
+// It also counts how often the version moved. A cache must read again
+// once it has: after any commit, and also when SQLite's checkpointer, on
+// its own one-second ticker, empties the WAL, which SQLite counts as a
+// change. Only such a move excuses a read.
+type countingStore struct {
+	Store
+
+	mu          sync.Mutex
+	calls       storeCalls
+	lastVersion int64
+}
+
+// storeCalls are the counts of a countingStore.
+type storeCalls struct {
+	TutorialBySlug, ListTutorials, KeyByHash int
+	VersionMoves                             int
+}
+
+func (s *countingStore) count(f func(*storeCalls)) {
+	s.mu.Lock()
+	f(&s.calls)
+	s.mu.Unlock()
+}
+
+// snapshot returns the counts so far.
+func (s *countingStore) snapshot() storeCalls {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func (s *countingStore) TutorialBySlug(ctx context.Context, slug string) (Tutorial, error) {
+	s.count(func(c *storeCalls) { c.TutorialBySlug++ })
+	return s.Store.TutorialBySlug(ctx, slug)
+}
+
+func (s *countingStore) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error) {
+	s.count(func(c *storeCalls) { c.ListTutorials++ })
+	return s.Store.ListTutorials(ctx, p)
+}
+
+func (s *countingStore) KeyByHash(ctx context.Context, hash []byte) (APIKey, error) {
+	s.count(func(c *storeCalls) { c.KeyByHash++ })
+	return s.Store.KeyByHash(ctx, hash)
+}
+
+func (s *countingStore) Version(ctx context.Context) (int64, error) {
+	v, err := s.Store.Version(ctx)
+	if err == nil {
+		s.mu.Lock()
+		if v != s.lastVersion {
+			s.calls.VersionMoves++
+			s.lastVersion = v
+		}
+		s.mu.Unlock()
+	}
+	return v, err
+}
+
+// fromMemory GETs path with key, a request that the server has answered
+// before, and fails t unless the server answered it without reading the
+// store: the key and the answer both from its caches. When the version
+// moved meanwhile the caches had to read again, so the request is sent
+// again, a few times at most: a checkpoint empties the WAL once per quiet
+// spell, not on every try.
+func (ts *testServer) fromMemory(t *testing.T, path, key string, headers ...string) response {
+	t.Helper()
+	for range 3 {
+		before := ts.calls.snapshot()
+		resp := ts.request(t, "GET", path, key, "", headers...)
+		after := ts.calls.snapshot()
+		if after.VersionMoves != before.VersionMoves {
+			continue
+		}
+		if diff := cmp.Diff(before, after); diff != "" {
+			t.Errorf("GET %s again: the store was asked, want an answer from memory (-before +after):\n%s", path, diff)
+		}
+		return resp
+	}
+	t.Fatalf("GET %s: the version moved on every try", path)
+	return response{}
+}
+
+// getTwice GETs path twice, and fails unless the second answer came from
+// memory with the same body and the same values of headers. It returns the
+// first.
 func getTwice(t *testing.T, ts *testServer, path string, headers ...string) response {
 	t.Helper()
 	first := ts.request(t, "GET", path, ts.readKey, "")
-	second := ts.request(t, "GET", path, ts.readKey, "")
+	second := ts.fromMemory(t, path, ts.readKey)
 	if diff := cmp.Diff(string(first.body), string(second.body)); diff != "" {
 		t.Fatalf("GET %s twice: the bodies differ (-first +second):\n%s", path, diff)
 	}
@@ -93,11 +187,11 @@ func TestListCacheSeesWritesFromAnotherConnection(t *testing.T) {
 	if page.Total != 2 || page.TotalPages != 2 {
 		t.Errorf("after another connection's write: total %d, total_pages %d, want 2, 2", page.Total, page.TotalPages)
 	}
-	if want := `</api/v1/tutorials?page=1&per_page=1>; rel="first", </api/v1/tutorials?page=2&per_page=1>; rel="next", </api/v1/tutorials?page=2&per_page=1>; rel="last"`; after.header.Get("Link") != want {
+	if want := strings.ReplaceAll(`<{}/api/v1/tutorials?page=1&per_page=1>; rel="first", <{}/api/v1/tutorials?page=2&per_page=1>; rel="next", <{}/api/v1/tutorials?page=2&per_page=1>; rel="last"`, "{}", ts.url); after.header.Get("Link") != want {
 		t.Errorf("Link = %q, want %q", after.header.Get("Link"), want)
 	}
-	// And the new answer is cached in its turn: a 304 for its own ETag.
-	if resp := ts.request(t, "GET", "/api/v1/tutorials?per_page=1", ts.readKey, "", "If-None-Match", after.header.Get("ETag")); resp.status != http.StatusNotModified {
+	// And the new answer is kept in its turn: a 304 for its own ETag.
+	if resp := ts.fromMemory(t, "/api/v1/tutorials?per_page=1", ts.readKey, "If-None-Match", after.header.Get("ETag")); resp.status != http.StatusNotModified {
 		t.Errorf("If-None-Match with the new ETag: status %d, want 304", resp.status)
 	}
 }
@@ -127,7 +221,7 @@ func TestDetailCacheSeesWritesFromAnotherConnection(t *testing.T) {
 	if diff := cmp.Diff(changed, decodeData[Tutorial](t, after)); diff != "" {
 		t.Errorf("after another connection's write (-want +got):\n%s", diff)
 	}
-	if resp := ts.request(t, "GET", "/api/v1/tutorials/first", ts.readKey, "", "If-None-Match", after.header.Get("ETag")); resp.status != http.StatusNotModified {
+	if resp := ts.fromMemory(t, "/api/v1/tutorials/first", ts.readKey, "If-None-Match", after.header.Get("ETag")); resp.status != http.StatusNotModified {
 		t.Errorf("If-None-Match with the new ETag: status %d, want 304", resp.status)
 	}
 }
@@ -146,18 +240,9 @@ func TestDetailCacheSeesThisServersWrites(t *testing.T) {
 		t.Run(tc.method, func(t *testing.T) {
 			ts := newTestServer(t)
 			ts.create(t, map[string]any{"title": "Original", "slug": "cached"})
-			for range 2 {
-				ts.request(t, "GET", "/api/v1/tutorials/cached", ts.readKey, "")
-			}
-			if entries(ts.answers.detail) != 1 {
-				t.Fatalf("before the write the cache holds %d answers, want 1", entries(ts.answers.detail))
-			}
+			getTwice(t, ts, "/api/v1/tutorials/cached")
 			if w := ts.request(t, tc.method, "/api/v1/tutorials/cached", ts.writeKey, tc.body); w.status/100 != 2 {
 				t.Fatalf("%s: status %d", tc.method, w.status)
-			}
-			// The write let go of the stale answers at once.
-			if n := entries(ts.answers.detail); n != 0 {
-				t.Errorf("after the write the cache holds %d answers, want 0", n)
 			}
 			resp := ts.request(t, "GET", "/api/v1/tutorials/cached", ts.readKey, "")
 			if tc.wantTitle == "" {
@@ -171,40 +256,44 @@ func TestDetailCacheSeesThisServersWrites(t *testing.T) {
 	}
 }
 
-// When the server goes idle it lets go of every answer it keeps; the next
-// requests are answered the same, from the database.
-func TestAnswerCachesClear(t *testing.T) {
+// Once the server has had no request for releaseAfter, on its clock, it
+// lets go of everything it keeps; the next requests are answered the same,
+// from the database.
+func TestKeptMemoryIsReleasedWhenIdle(t *testing.T) {
 	ts := newTestServer(t)
 	ts.create(t, map[string]any{"title": "Kept", "slug": "kept"})
 	paths := []string{"/api/v1/tutorials", "/api/v1/tutorials/kept"}
 	var first []string
 	for _, path := range paths {
-		first = append(first, string(ts.request(t, "GET", path, ts.readKey, "").body))
+		first = append(first, string(getTwice(t, ts, path).body))
 	}
+	// Keys, list and tutorials: the read key and one answer of each.
 	held := func() []int {
-		return []int{entries(ts.answers.list), entries(ts.answers.detail)}
+		return []int{ts.api.keys.Len(), ts.api.answers.list.Len(), ts.api.answers.detail.Len()}
 	}
-	if diff := cmp.Diff([]int{1, 1}, held()); diff != "" {
-		t.Fatalf("entries held before clear, list and detail (-want +got):\n%s", diff)
+	ts.clock.advance(releaseAfter - time.Nanosecond)
+	ts.api.releaseIfIdle()
+	if diff := cmp.Diff([]int{1, 1, 1}, held()); diff != "" {
+		t.Fatalf("entries held just before releaseAfter, keys, list and detail (-want +got):\n%s", diff)
 	}
-	ts.answers.clear()
-	if diff := cmp.Diff([]int{0, 0}, held()); diff != "" {
-		t.Errorf("entries held after clear (-want +got):\n%s", diff)
+	ts.clock.advance(time.Nanosecond)
+	ts.api.releaseIfIdle()
+	if diff := cmp.Diff([]int{0, 0, 0}, held()); diff != "" {
+		t.Errorf("entries held after releaseAfter (-want +got):\n%s", diff)
 	}
+
+	before := ts.calls.snapshot()
 	var again []string
 	for _, path := range paths {
 		again = append(again, string(ts.request(t, "GET", path, ts.readKey, "").body))
 	}
 	if diff := cmp.Diff(first, again); diff != "" {
-		t.Errorf("answers after clear (-before +after):\n%s", diff)
+		t.Errorf("answers after the release (-before +after):\n%s", diff)
 	}
-}
-
-// entries is the number of answers c holds.
-func entries(c *responseCache) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
+	after := ts.calls.snapshot()
+	if after.KeyByHash == before.KeyByHash || after.ListTutorials == before.ListTutorials || after.TutorialBySlug == before.TutorialBySlug {
+		t.Errorf("after the release the store was not asked again: %+v, then %+v", before, after)
+	}
 }
 
 // A bad query is never cached: it fails the same way every time.
@@ -215,66 +304,16 @@ func TestListCacheKeepsRejectingBadQueries(t *testing.T) {
 	}
 }
 
-func TestResponseCache(t *testing.T) {
-	resp := func(body string) cachedResponse { return cachedResponse{body: []byte(body), etag: `"` + body + `"`} }
-	type lookup struct {
-		key     string
-		version int64
-		want    string // "" for a miss
+// A kept answer counts every byte it holds, and holds its body in little
+// more than its length, not in the room of the buffer it was encoded in.
+func TestKeptAnswerHoldsItsBodyInItsLength(t *testing.T) {
+	ts := newTestServer(t)
+	ts.create(t, map[string]any{"title": "Long", "slug": "long", "content": strings.Repeat("x", 100_000)})
+	resp := getTwice(t, ts, "/api/v1/tutorials/long")
+	least := len(resp.body) + len(resp.header.Get("ETag")) + len("long")
+	if got := ts.api.answers.detail.Bytes(); got < least || got > least+least/8 {
+		t.Errorf("the kept answer counts %d bytes, want from %d (body, ETag and slug) to an eighth more", got, least)
 	}
-	check := func(t *testing.T, c *responseCache, lookups []lookup) {
-		t.Helper()
-		for _, l := range lookups {
-			got, ok := c.get(l.key, l.version)
-			if !ok {
-				got = cachedResponse{}
-			}
-			if string(got.body) != l.want {
-				t.Errorf("get(%q, %d) = %q, want %q", l.key, l.version, got.body, l.want)
-			}
-		}
-	}
-
-	t.Run("an entry is served only at the version it was read at", func(t *testing.T) {
-		c := &responseCache{maxEntries: 10, maxBytes: 100}
-		c.put("a", 1, resp("A1"))
-		check(t, c, []lookup{{"a", 1, "A1"}, {"a", 2, ""}, {"b", 1, ""}})
-		c.put("b", 2, resp("B2")) // a new version forgets the old one's entries
-		check(t, c, []lookup{{"a", 1, ""}, {"a", 2, ""}, {"b", 2, "B2"}})
-	})
-	t.Run("when full it keeps what it has and takes nothing more", func(t *testing.T) {
-		c := &responseCache{maxEntries: 2, maxBytes: 100}
-		c.put("a", 1, resp("A"))
-		c.put("b", 1, resp("B"))
-		c.put("c", 1, resp("C"))
-		check(t, c, []lookup{{"a", 1, "A"}, {"b", 1, "B"}, {"c", 1, ""}})
-
-		c = &responseCache{maxEntries: 10, maxBytes: 5}
-		c.put("a", 1, resp("AAA"))
-		c.put("b", 1, resp("BBB")) // 6 bytes in all: over
-		c.put("c", 1, resp("CC"))  // 5: fits
-		check(t, c, []lookup{{"a", 1, "AAA"}, {"b", 1, ""}, {"c", 1, "CC"}})
-		c.put("d", 2, resp("DDDDD")) // a new version starts from 0 bytes
-		check(t, c, []lookup{{"a", 2, ""}, {"d", 2, "DDDDD"}})
-	})
-	t.Run("it keeps a body in exactly its length", func(t *testing.T) {
-		c := &responseCache{maxEntries: 10, maxBytes: 100}
-		roomy := make([]byte, 2, 4096)
-		copy(roomy, "AB")
-		c.put("a", 1, cachedResponse{body: roomy})
-		got, _ := c.get("a", 1)
-		if string(got.body) != "AB" || cap(got.body) > 8 {
-			t.Errorf("kept %q with room for %d bytes, want \"AB\" in at most 8", got.body, cap(got.body))
-		}
-	})
-	t.Run("clear empties it, at any version", func(t *testing.T) {
-		c := &responseCache{maxEntries: 10, maxBytes: 100}
-		c.put("a", 1, resp("A"))
-		c.clear()
-		check(t, c, []lookup{{"a", 1, ""}})
-		c.put("b", 1, resp("B")) // and it fills again
-		check(t, c, []lookup{{"b", 1, "B"}})
-	})
 }
 
 // The cache gives way to this server's own writes too, not only another
@@ -287,8 +326,7 @@ func TestListCacheSeesThisServersWrites(t *testing.T) {
 		t.Helper()
 		return slugs(decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")).Tutorials)
 	}
-	list()
-	list() // served from memory now
+	getTwice(t, ts, "/api/v1/tutorials")
 	ts.request(t, "DELETE", "/api/v1/tutorials/two", ts.writeKey, "")
 	if diff := cmp.Diff([]string{"one"}, list()); diff != "" {
 		t.Errorf("after a delete (-want +got):\n%s", diff)
@@ -297,10 +335,88 @@ func TestListCacheSeesThisServersWrites(t *testing.T) {
 
 func TestCachedEmptyListIsStillAnEmptyArray(t *testing.T) {
 	ts := newTestServer(t)
-	for range 2 {
-		resp := ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
-		if !strings.Contains(string(resp.data), `"tutorials":[]`) {
-			t.Errorf("data = %s, want an empty array of tutorials", resp.data)
+	resp := getTwice(t, ts, "/api/v1/tutorials")
+	if !strings.Contains(string(resp.data), `"tutorials":[]`) {
+		t.Errorf("data = %s, want an empty array of tutorials", resp.data)
+	}
+}
+
+// The attack of issue 14: a read key, and 300 lists each with an unknown
+// parameter of 60,000 characters, every one different. Unknown parameters
+// change nothing in the answer, so one kept answer serves them all, and
+// none of them reaches the Link header.
+func TestListCacheIgnoresUnknownParameters(t *testing.T) {
+	ts := newTestServer(t)
+	ts.seed(t, 3, nil)
+	want := ts.request(t, "GET", "/api/v1/tutorials?per_page=1", ts.readKey, "")
+	before := ts.calls.snapshot()
+	padding := strings.Repeat("a", 60_000)
+	for i := range 300 {
+		resp := ts.request(t, "GET", fmt.Sprintf("/api/v1/tutorials?per_page=1&z=%05d%s", i, padding), ts.readKey, "")
+		got := [2]string{string(resp.body), resp.header.Get("Link")}
+		if diff := cmp.Diff([2]string{string(want.body), want.header.Get("Link")}, got); diff != "" {
+			t.Fatalf("request %d: body and Link (-want +got):\n%s", i, diff)
 		}
 	}
+	after := ts.calls.snapshot()
+	// A moved version (a checkpoint) excuses a read, as in fromMemory.
+	if reads, moves := after.ListTutorials-before.ListTutorials, after.VersionMoves-before.VersionMoves; reads > moves {
+		t.Errorf("300 requests read the list %d times (the version moved %d times), want every one from memory", reads, moves)
+	}
+	if n, size := ts.api.answers.list.Len(), ts.api.answers.list.Bytes(); n != 1 || size > 4<<10 {
+		t.Errorf("the list cache holds %d answers in %d bytes, want one of a few KB", n, size)
+	}
+}
+
+// Distinct known parameters do make entries, each counted whole: a
+// category of 60,000 characters is in the key, and in the Link header
+// twice (first and last of an empty list). The cache fills to its bound
+// and no further.
+func TestListCacheCountsEveryByteOfAnEntry(t *testing.T) {
+	ts := newTestServer(t)
+	padding := strings.Repeat("a", 60_000)
+	list := ts.api.answers.list
+	// Until an answer is not kept, with the version unmoved: the cache is
+	// full. (A moved version starts it over, and it fills again.)
+	for i := 0; ; i++ {
+		if i == 200 {
+			t.Fatalf("after %d requests the cache holds %d answers in %d bytes, and still takes more", i, list.Len(), list.Bytes())
+		}
+		held, moves := list.Len(), ts.calls.snapshot().VersionMoves
+		resp := ts.request(t, "GET", fmt.Sprintf("/api/v1/tutorials?category=%05d%s", i, padding), ts.readKey, "")
+		if resp.status != http.StatusOK {
+			t.Fatalf("request %d: %d %q", i, resp.status, resp.error)
+		}
+		if list.Len() == held && ts.calls.snapshot().VersionMoves == moves {
+			break
+		}
+	}
+	const each = 3 * 60_000 // at least
+	n, size := list.Len(), list.Bytes()
+	if size > listCacheBytes || size < n*each || size < listCacheBytes-2*each {
+		t.Errorf("the list cache holds %d answers in %d bytes; want at least %d bytes each, and full: within %d of its bound of %d",
+			n, size, each, 2*each, listCacheBytes)
+	}
+}
+
+// ---- The key cache ----
+
+func TestCachedKeyIsRefusedOnceRevokedElsewhere(t *testing.T) {
+	ts := newTestServer(t)
+	key, rec, err := issueKey(context.Background(), ts.store, APIKey{Name: "cached", Scope: scopeRead, CreatedAt: ts.clock.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The key is in the cache after the first request: the second is
+	// answered without asking the store.
+	if resp := ts.request(t, "GET", "/api/v1/tutorials", key, ""); resp.status != http.StatusOK {
+		t.Fatalf("before revoking: %d %q", resp.status, resp.error)
+	}
+	if resp := ts.fromMemory(t, "/api/v1/tutorials", key); resp.status != http.StatusOK {
+		t.Fatalf("before revoking, from memory: %d %q", resp.status, resp.error)
+	}
+	// Revoke with plain SQL on a connection of its own, outside any Store,
+	// as any other program could.
+	ts.exec(t, `UPDATE api_keys SET active = 0 WHERE id = ?`, rec.ID)
+	ts.request(t, "GET", "/api/v1/tutorials", key, "").wantError(t, http.StatusUnauthorized, "Invalid or inactive API key")
 }

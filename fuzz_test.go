@@ -331,7 +331,10 @@ func FuzzListQuery(f *testing.F) {
 // oracleListQuery reads a list query by section 4 of the contract: the page
 // and per_page the server must answer with, and whether it is valid.
 func oracleListQuery(rawQuery string) (page, perPage int64, valid bool) {
-	q, _ := url.ParseQuery(rawQuery) // as net/http does: what parses is used
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return 0, 0, false // a ";" or a bad escape: the contract refuses the whole query
+	}
 	positive := func(name string, def int64) (int64, bool) {
 		s := q.Get(name)
 		if s == "" {

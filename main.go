@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -30,32 +29,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
-	"text/tabwriter"
 	"time"
+
+	"github.com/mattn/go-isatty"
 )
-
-// memoryLimit is the soft limit of the Go runtime's memory: the heap, the
-// stacks and the runtime's own books, not SQLite's page caches or the
-// program's code. The limit is what keeps the answer caches (answerCaches
-// in api.go) affordable. By default the garbage collector lets the heap
-// grow to twice what is live before it collects, so 24 MiB of cached
-// answers would cost 50 and more; under this limit it collects sooner
-// instead, which is cheap here since the answers are byte slices, with no
-// pointers to follow. A server that truly needs more (many large uploads
-// at once) still gets it: the limit is soft, and the collector never takes
-// more than half the CPU to keep it.
-const memoryLimit = 48 << 20
-
-// limitMemory sets memoryLimit as the runtime's, unless GOMEMLIMIT is set:
-// then it is the operator's choice ("off" included), which the runtime has
-// read already.
-func limitMemory(getenv func(string) string) {
-	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
-	}
-}
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3". A
 // plain go build falls back to what the Go toolchain recorded.
@@ -66,8 +44,6 @@ func main() {
 	// starts a graceful shutdown.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	limitMemory(os.Getenv)
 
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	var usage *usageError
@@ -288,52 +264,6 @@ func parseOrigins(list string) ([]string, error) {
 	return origins, nil
 }
 
-// newLogger returns the server's logger, writing to w in format.
-func newLogger(w io.Writer, format string) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
-}
-
-// logBuffer gathers the log's lines and writes them out together: every
-// logFlushEvery, when 32 KiB have gathered, and when the server stops.
-// Written one by one, each request's line was a system call of its own,
-// a tenth of the time of a GET answered from memory (BENCHMARKS.md). The
-// price: a line reaches the log up to 100 ms late, and a crash of the
-// process (kill -9, a power cut) loses the lines of its last 100 ms. A
-// normal stop loses none. Access logs are commonly buffered so (nginx's
-// access_log takes buffer= and flush=).
-type logBuffer struct {
-	mu sync.Mutex
-	w  *bufio.Writer
-}
-
-func newLogBuffer(w io.Writer) *logBuffer {
-	return &logBuffer{w: bufio.NewWriterSize(w, 32<<10)}
-}
-
-// Write adds p, one whole line from the logger, to the buffer. When it does
-// not fit, the lines before it go out first: bufio would fill the buffer
-// to the brim and cut the line in two writes.
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(p) > b.w.Available() && b.w.Buffered() > 0 {
-		if err := b.w.Flush(); err != nil {
-			return 0, err
-		}
-	}
-	return b.w.Write(p)
-}
-
-// Flush writes out every line gathered so far.
-func (b *logBuffer) Flush() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.w.Flush()
-}
-
 // ---- serve ----
 
 // Timeouts of the HTTP server. Without them one slow client per connection
@@ -349,9 +279,9 @@ const (
 	shutdownTimeout = 10 * time.Second
 	// saveUsageEvery is how often last_used_at reaches the database.
 	saveUsageEvery = time.Minute
-	// idleCheckEvery is how often the server looks whether it has answered
-	// anything since it last looked: see idleWatch.
-	idleCheckEvery = 2 * time.Second
+	// releaseIdleEvery is how often the server looks whether its caches
+	// have gone unused long enough to let go of them: see releaseIfIdle.
+	releaseIdleEvery = time.Second
 	// logFlushEvery is how late a log line may be: see logBuffer.
 	logFlushEvery = 100 * time.Millisecond
 )
@@ -371,6 +301,11 @@ func newHTTPServer(handler http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
+// runServe is the serve command: it wires the server, starts its
+// background jobs and serves until ctx is cancelled (or the listener
+// fails). Then it shuts down in order: the connections closed once the
+// requests in flight are answered, the jobs stopped, last_used_at saved,
+// the database closed, the log written out.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := parseServeConfig(args, getenv)
 	if err != nil {
@@ -378,6 +313,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logOut := newLogBuffer(stderr)
 	defer logOut.Flush() // whatever the way out, after the last line
+	stopFlushing := every(logFlushEvery, func() { logOut.Flush() })
+	defer stopFlushing()
 	logger := newLogger(logOut, cfg.logFormat)
 
 	store, err := OpenStore(ctx, cfg.db)
@@ -386,61 +323,43 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer store.Close() // for the early returns; Close is idempotent
 
-	if err := bootstrapKey(ctx, store, stderr); err != nil {
-		return err
-	}
-
 	usage := newKeyUsage()
 	api := newServer(cfg, logger, store, usage, time.Now)
 	srv := newHTTPServer(api, logger)
-	// requests counts the times a connection started on a request, so that
-	// the loop below can tell when the server has gone idle.
-	var requests atomic.Int64
-	srv.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateActive {
-			requests.Add(1)
-		}
-	}
 	// Listen before logging, so that the log shows the real address (with
-	// -addr :0, the port the system chose).
+	// -addr :0, the port the system chose), and before the first key is
+	// made: a key shown by a server that then fails to start would be lost.
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
+	if err := bootstrapKey(ctx, store, cfg.db, stderr, logger); err != nil {
+		ln.Close()
+		return err
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "db", cfg.db, "version", buildVersion())
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	ticker := time.NewTicker(saveUsageEvery)
-	defer ticker.Stop()
-	idleTicker := time.NewTicker(idleCheckEvery)
-	defer idleTicker.Stop()
-	flushTicker := time.NewTicker(logFlushEvery)
-	defer flushTicker.Stop()
-	var idle idleWatch
-	for running := true; running; {
-		select {
-		case err := <-serveErr:
-			return err // Serve only returns early on a listener failure
-		case <-ticker.C:
-			if err := usage.save(ctx, store); err != nil {
-				logger.Error("saving key usage", "error", err)
-			}
-		case <-flushTicker.C:
-			logOut.Flush()
-		case <-idleTicker.C:
-			if idle.wentIdle(requests.Load()) {
-				api.answers.clear()
-				debug.FreeOSMemory()
-			}
-		case <-ctx.Done():
-			running = false
+	stopSaving := every(saveUsageEvery, func() {
+		// A save cut short by the shutdown is no failure: the last save,
+		// below, writes what it could not.
+		if err := usage.save(ctx, store); err != nil && ctx.Err() == nil {
+			logger.Error("saving key usage", "error", err)
 		}
+	})
+	defer stopSaving()
+	stopReleasing := every(releaseIdleEvery, api.releaseIfIdle)
+	defer stopReleasing()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case serveErr = <-served: // Serve only returns early on a listener failure
+	case <-ctx.Done():
 	}
 
 	logger.Info("shutting down", "timeout", shutdownTimeout)
-	// ctx is already cancelled: the shutdown gets a context of its own.
+	// ctx may be cancelled already: the shutdown gets a context of its own.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -450,63 +369,66 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Warn("requests still running after the grace period were cut off", "error", err)
 		srv.Close()
 	}
-	// The shutdown context may be spent by now: saving gets its own.
+	stopReleasing()
+	stopSaving()
+	// The shutdown context may be spent by now: the last save gets its own.
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancelSave()
-	err = usage.save(saveCtx, store)
-	if err != nil {
-		err = fmt.Errorf("saving key usage: %w", err)
+	if err := usage.save(saveCtx, store); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("saving key usage: %w", err))
 	}
-	if closeErr := store.Close(); closeErr != nil {
-		err = errors.Join(err, fmt.Errorf("closing database: %w", closeErr))
+	if err := store.Close(); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("closing database: %w", err))
 	}
-	if err != nil {
-		return err
+	if serveErr != nil {
+		return serveErr
 	}
 	logger.Info("stopped")
 	return nil
 }
 
-// idleWatch notices when the server goes idle after answering requests, so
-// that it can give the memory of the busy spell back to the system.
-//
-// Under load the Go heap and the writer's page cache grow. When the load
-// ends the garbage collector frees that memory for reuse, but the runtime
-// returns little of it to the system while nothing is allocated: measured,
-// a server left idle after a load kept 27 MiB of anonymous memory (heap
-// and page caches) for as long as it was watched, a minute, against 2 MiB
-// after start. On a small machine that waits hours between two bursts,
-// that memory is taken from everything else. So once per busy spell, after
-// a quiet idleCheckEvery, the server drops the answers it keeps (up to
-// 28 MiB, see answerCaches), empties the writer's page cache and calls
-// debug.FreeOSMemory, a forced collection of what is then a heap of a few
-// megabytes (BENCHMARKS.md has the numbers before and after). The first
-// requests after a pause are answered from the database, as after a start.
-// TestServeLetsGoOfKeptAnswersWhenIdle watches it happen.
-type idleWatch struct {
-	requests int64 // the count at the last look
-	busy     bool  // whether it moved since memory was last returned
+// every runs job every period in a goroutine of its own, until the stop it
+// returns is called: the serve command's background jobs, each with its
+// own stop, so that runServe ends them in the order it needs. stop waits
+// for a job under way to finish, so that what follows (the last save,
+// closing the database) never runs beside it; calling it again does
+// nothing.
+func every(period time.Duration, job func()) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(period)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ticker.C:
+				job()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(quit)
+		<-done
+	})
 }
 
-// wentIdle is told, every idleCheckEvery, how many requests have started
-// so far. It reports true once after each busy spell: the first time the
-// count has not moved since the look before.
-func (w *idleWatch) wentIdle(requests int64) bool {
-	if requests != w.requests {
-		w.requests, w.busy = requests, true
-		return false
-	}
-	wasBusy := w.busy
-	w.busy = false
-	return wasBusy
-}
-
-// bootstrapKey makes sure a fresh install can be used: when no key is
-// active it creates one named "default" and shows it, once, on stderr.
-func bootstrapKey(ctx context.Context, store Store, stderr io.Writer) error {
+// bootstrapKey makes sure a fresh install can be used. When no key is
+// active and stderr is a terminal (a person ran the server), it creates one
+// named "default" and shows it there, once. Otherwise stderr is a log (a
+// service manager's journal, a log collector), where a key must never go:
+// then it makes none and logs how to make one.
+func bootstrapKey(ctx context.Context, store Store, db string, stderr io.Writer, logger *slog.Logger) error {
 	ok, err := store.HasActiveKey(ctx)
 	if err != nil || ok {
 		return err
+	}
+	if !isTerminal(stderr) {
+		logger.Warn("no active API key: every request will be refused until you create one with: tutorials keys create -name NAME -db DB",
+			"db", db)
+		return nil
 	}
 	key, _, err := issueKey(ctx, store, APIKey{Name: "default", Scope: scopeWrite, CreatedAt: time.Now()})
 	if err != nil {
@@ -517,209 +439,11 @@ func bootstrapKey(ctx context.Context, store Store, stderr io.Writer) error {
 	return nil
 }
 
-// ---- keys ----
-
-func runKeysCreate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := newFlagSet("keys create")
-	db := dbFlag(fs, getenv)
-	name := fs.String("name", "", "who or what the key is for")
-	scope := fs.String("scope", scopeWrite, "read or write")
-	limitFlags := addKeyLimitFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	switch {
-	case fs.NArg() > 0:
-		return usagef("keys create takes no arguments, got %q", fs.Arg(0))
-	case strings.TrimSpace(*name) == "":
-		return usagef("keys create needs -name")
-	case *scope != scopeRead && *scope != scopeWrite:
-		return usagef("-scope must be read or write, not %q", *scope)
-	}
-	limit, err := limitFlags.limit(fs)
-	if err != nil {
-		return err
-	}
-	store, err := OpenStore(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	key, _, err := issueKey(ctx, store, APIKey{Name: strings.TrimSpace(*name), Scope: *scope, Limit: limit, CreatedAt: time.Now()})
-	if err != nil {
-		return err
-	}
-	// Only the key, so that scripts can capture it: KEY=$(tutorials keys create -name ci)
-	fmt.Fprintln(stdout, key)
-	return nil
-}
-
-func runKeysList(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := newFlagSet("keys list")
-	db := dbFlag(fs, getenv)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("keys list takes no arguments, got %q", fs.Arg(0))
-	}
-	store, err := OpenStore(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	keys, err := store.APIKeys(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPE\tLIMITS\tACTIVE\tCREATED\tLAST USED")
-	for _, k := range keys {
-		lastUsed := "never"
-		if !k.LastUsedAt.IsZero() {
-			lastUsed = formatTime(k.LastUsedAt)
-		}
-		active := "yes"
-		if !k.Active {
-			active = "no"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			k.ID, k.Name, k.Prefix, k.Scope, describeLimit(k.Limit), active, formatTime(k.CreatedAt), lastUsed)
-	}
-	return tw.Flush()
-}
-
-func runKeysRevoke(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := newFlagSet("keys revoke")
-	db := dbFlag(fs, getenv)
-	id, err := parseKeyID(fs, args)
-	if err != nil {
-		return err
-	}
-	store, err := OpenStore(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	switch err := store.RevokeKey(ctx, id); {
-	case errors.Is(err, ErrNotFound):
-		return fmt.Errorf("no key with id %d", id)
-	case errors.Is(err, ErrAlreadyRevoked):
-		// Not a failure: the key is revoked, as asked.
-		fmt.Fprintf(stdout, "key %d was already revoked\n", id)
-	case err != nil:
-		return err
-	default:
-		fmt.Fprintf(stdout, "revoked key %d\n", id)
-	}
-	return nil
-}
-
-func runKeysSetLimit(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := newFlagSet("keys set-limit")
-	db := dbFlag(fs, getenv)
-	limitFlags := addKeyLimitFlags(fs)
-	toDefault := fs.Bool("default", false, "follow the server's -rate and -burst again")
-	id, err := parseKeyID(fs, args)
-	if err != nil {
-		return err
-	}
-	limit, err := limitFlags.limit(fs)
-	switch {
-	case err != nil:
-		return err
-	case *toDefault && limit != nil:
-		return usagef("keys set-limit: -default takes no -rate or -burst")
-	case !*toDefault && limit == nil:
-		return usagef("keys set-limit needs -rate R -burst B, -rate 0 (no limit) or -default")
-	}
-	store, err := OpenStore(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if err := store.SetKeyLimit(ctx, id, limit); errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("no key with id %d", id)
-	} else if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "key %d: %s, from its next request\n", id, describeLimit(limit))
-	return nil
-}
-
-// parseKeyID parses the flags of a command that takes one key id, before
-// or after its flags ("keys revoke 2 -db FILE" or "keys revoke -db FILE 2").
-func parseKeyID(fs *flag.FlagSet, args []string) (int64, error) {
-	if err := parseFlags(fs, args); err != nil {
-		return 0, err
-	}
-	if fs.NArg() > 0 {
-		rest := fs.Args()
-		if err := parseFlags(fs, rest[1:]); err != nil {
-			return 0, err
-		}
-		args = append([]string{rest[0]}, fs.Args()...)
-	} else {
-		args = nil
-	}
-	if len(args) != 1 {
-		return 0, usagef("%s takes one key id (see tutorials keys list)", fs.Name())
-	}
-	id, err := strconv.ParseInt(args[0], 10, 64)
-	if err != nil {
-		return 0, usagef("%s: %q is not a key id", fs.Name(), args[0])
-	}
-	return id, nil
-}
-
-// keyLimitFlags are -rate and -burst of the keys commands, which give a key
-// its own rate limit.
-type keyLimitFlags struct {
-	rate  float64
-	burst int
-}
-
-func addKeyLimitFlags(fs *flag.FlagSet) *keyLimitFlags {
-	f := &keyLimitFlags{}
-	fs.Float64Var(&f.rate, "rate", 0, "the key's own requests per second; 0 for no limit")
-	fs.IntVar(&f.burst, "burst", 0, "the key's own burst: requests it may make at once")
-	return f
-}
-
-// limit returns the limit the flags give, or nil when neither was given.
-// The two go together, but for -rate 0, no limit, which has no burst.
-func (f *keyLimitFlags) limit(fs *flag.FlagSet) (*KeyLimit, error) {
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	switch {
-	case !set["rate"] && !set["burst"]:
-		return nil, nil
-	case !set["rate"]:
-		return nil, usagef("-burst needs -rate")
-	case !(f.rate >= 0) || math.IsInf(f.rate, 1): // NaN fails every comparison
-		return nil, usagef("-rate must be a number, 0 or more")
-	case f.rate == 0 && set["burst"]:
-		return nil, usagef("-rate 0 is no limit, and takes no -burst")
-	case f.rate == 0:
-		return &KeyLimit{}, nil
-	case !set["burst"]:
-		return nil, usagef("-rate needs -burst, the requests a key may make at once")
-	case f.burst < 1:
-		return nil, usagef("-burst must be at least 1")
-	}
-	return &KeyLimit{Rate: f.rate, Burst: f.burst}, nil
-}
-
-// describeLimit says what a key's own limit is, for people.
-func describeLimit(l *KeyLimit) string {
-	switch {
-	case l == nil:
-		return "server default"
-	case l.Rate == 0:
-		return "no limit"
-	default:
-		return fmt.Sprintf("%s/s burst %d", strconv.FormatFloat(l.Rate, 'g', -1, 64), l.Burst)
-	}
+// isTerminal reports whether w is a terminal, where a person reads what is
+// written, rather than a file, a pipe or a log.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && isatty.IsTerminal(f.Fd())
 }
 
 // ---- backup ----

@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -236,26 +234,6 @@ func TestServeConfig(t *testing.T) {
 	})
 }
 
-func TestLimitMemoryLeavesGOMEMLIMITToTheOperator(t *testing.T) {
-	// SetMemoryLimit with a negative value only reads the limit.
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-	const before = 1 << 40
-	for _, tc := range []struct {
-		gomemlimit string
-		want       int64
-	}{
-		{"", memoryLimit},
-		{"off", before},
-		{"200MiB", before},
-	} {
-		debug.SetMemoryLimit(before)
-		limitMemory(env(map[string]string{"GOMEMLIMIT": tc.gomemlimit}))
-		if got := debug.SetMemoryLimit(-1); got != tc.want {
-			t.Errorf("GOMEMLIMIT=%q: limit %d, want %d", tc.gomemlimit, got, tc.want)
-		}
-	}
-}
-
 func TestLogBufferWritesLinesWhenFlushedOrFull(t *testing.T) {
 	var out bytes.Buffer
 	b := newLogBuffer(&out)
@@ -280,6 +258,81 @@ func TestLogBufferWritesLinesWhenFlushedOrFull(t *testing.T) {
 	// one that did not fit waits with the rest.
 	if want := (32 << 10) / len(line) * len(line); out.Len() != want {
 		t.Errorf("after 40 KB without a Flush the log has %d bytes, want %d: the whole lines that filled the buffer", out.Len(), want)
+	}
+}
+
+// A warning or an error is written out the moment it is logged, after the
+// request lines gathered before it; request lines wait for a flush. So in
+// both formats, through a logger With attributes, and through net/http's
+// ErrorLog, as runServe builds them.
+func TestWarningsAndErrorsAreWrittenAtOnce(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			var out bytes.Buffer
+			logger := newLogger(newLogBuffer(&out), format)
+			written := func() []string {
+				var msgs []string
+				for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+					var rec struct{ Msg string }
+					if format == "json" {
+						json.Unmarshal([]byte(line), &rec)
+					} else if m := regexp.MustCompile(`msg=(\S+)`).FindStringSubmatch(line); m != nil {
+						rec.Msg = m[1]
+					}
+					if rec.Msg != "" {
+						msgs = append(msgs, rec.Msg)
+					}
+				}
+				return msgs
+			}
+			for _, step := range []struct {
+				log  func()
+				want []string
+			}{
+				{func() { logger.Info("request-1") }, nil},
+				{func() { logger.Warn("warning") }, []string{"request-1", "warning"}},
+				{func() { logger.Info("request-2") }, []string{"request-1", "warning"}},
+				{func() { logger.With("key_id", 1).Error("error") }, []string{"request-1", "warning", "request-2", "error"}},
+				{func() { newHTTPServer(nil, logger).ErrorLog.Print("from-net/http") },
+					[]string{"request-1", "warning", "request-2", "error", "from-net/http"}},
+			} {
+				step.log()
+				if diff := cmp.Diff(step.want, written()); diff != "" {
+					t.Fatalf("the lines written (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+// The error line of a request that failed inside the server is in the log
+// before the client has its answer: killed right after it, the server has
+// lost none of it, nor the request line before it.
+func TestErrorLineSurvivesKill9(t *testing.T) {
+	bin := buildBinary(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	key := createKey(t, bin, db)
+	p := startServer(t, bin, db)
+	client := &http.Client{Timeout: 10 * time.Second}
+	if status, err := p.post(client, key, "first"); err != nil || status != http.StatusCreated {
+		t.Fatalf("create: %d, %v", status, err)
+	}
+	// From now on every insert fails, as on a database that breaks.
+	if _, err := openSQL(t, db).Exec(`CREATE TRIGGER refuse BEFORE INSERT ON tutorials BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if status, err := p.post(client, key, "second"); err != nil || status != http.StatusInternalServerError {
+		t.Fatalf("create with inserts refused: %d, %v, want 500", status, err)
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+
+	var got []string
+	for _, m := range regexp.MustCompile(`(?m)^.*level=(\w+) msg=request method=POST .*status=(\d+)`).FindAllStringSubmatch(p.logs.String(), -1) {
+		got = append(got, m[1]+" "+m[2])
+	}
+	if diff := cmp.Diff([]string{"INFO 201", "ERROR 500"}, got); diff != "" {
+		t.Errorf("request lines in the log of the killed server (-want +got):\n%s\n%s", diff, p.logs)
 	}
 }
 
@@ -361,105 +414,63 @@ func (s *serving) shutdown(t *testing.T) error {
 	}
 }
 
-func TestServeBootstrapsAKeyOnce(t *testing.T) {
+// Where stderr is not a terminal (a service manager's journal, a log
+// collector), no key is made or shown: one line says how to make one.
+func TestServeMakesNoKeyWhereStderrIsALog(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "t.db")
 	s := startServe(t, db)
-	keys := keyInLog.FindAllString(s.stderr.String(), -1)
-	if len(keys) != 1 {
-		t.Fatalf("want the new key printed once, got %d:\n%s", len(keys), s.stderr)
+	if keyInLog.MatchString(s.stderr.String()) {
+		t.Errorf("a key reached the log:\n%s", s.stderr)
 	}
-	if !strings.Contains(s.stderr.String(), "it will not be shown again") {
-		t.Errorf("no warning that the key is shown once:\n%s", s.stderr)
+	want := "level=WARN msg=\"no active API key: every request will be refused until you create one with: tutorials keys create -name NAME -db DB\" db=" + db
+	if !strings.Contains(s.stderr.String(), want) {
+		t.Errorf("the log does not say how to make a key, %q:\n%s", want, s.stderr)
 	}
-
-	req, _ := http.NewRequest("GET", s.url+"/api/v1/tutorials", nil)
-	req.Header.Set("Authorization", "Bearer "+keys[0])
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Errorf("the bootstrap key got %d, want 200", res.StatusCode)
-	}
-	if err := s.shutdown(t); err != nil {
-		t.Fatalf("shutdown: %v", err)
-	}
-
-	// The key was used, so the shutdown saved last_used_at.
 	out, _, err := runCommand(t, "keys", "list", "-db", db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "default") || strings.Contains(out, "never") {
-		t.Errorf("after shutdown, last_used_at is not saved:\n%s", out)
-	}
-
-	// A second start finds an active key and prints none.
-	again := startServe(t, db)
-	if strings.Contains(again.stderr.String(), "tut_") {
-		t.Errorf("the second start printed a key:\n%s", again.stderr)
+	if n := strings.Count(strings.TrimSpace(out), "\n"); n != 0 {
+		t.Errorf("a key was made:\n%s", out)
 	}
 }
 
-func TestServeBootstrapsAgainWhenEveryKeyIsRevoked(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "t.db")
-	if _, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "only"); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := runCommand(t, "keys", "revoke", "-db", db, "1"); err != nil {
-		t.Fatal(err)
-	}
-	s := startServe(t, db)
-	if n := len(keyInLog.FindAllString(s.stderr.String(), -1)); n != 1 {
-		t.Errorf("printed %d keys, want 1:\n%s", n, s.stderr)
-	}
-}
-
-// When the server goes quiet it lets go of the answers it kept (see
-// idleWatch). The server runs in this process, so the heap shows it: 8 MB
-// of kept answers must be gone within a few of the idle watch's looks.
-func TestServeLetsGoOfKeptAnswersWhenIdle(t *testing.T) {
-	s := startServe(t, filepath.Join(t.TempDir(), "t.db"), "-rate", "0")
-	key := regexp.MustCompile(`tut_[0-9a-f]{64}`).FindString(s.stderr.String())
-	client := &http.Client{Timeout: 10 * time.Second}
-	send := func(method, path, body string, want int) {
-		t.Helper()
-		req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
+// every runs its job until stopped, and stop waits for a job under way:
+// what runServe does after it (the last save, closing the database) never
+// runs beside the job.
+func TestEveryStopWaitsForTheJobUnderWay(t *testing.T) {
+	var calls atomic.Int64
+	second, release := make(chan struct{}), make(chan struct{})
+	stop := every(time.Millisecond, func() {
+		if calls.Add(1) == 2 {
+			close(second)
+			<-release
 		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != want {
-			t.Fatalf("%s %s: %d, want %d", method, path, res.StatusCode, want)
-		}
+	})
+	select {
+	case <-second: // the job runs again and again; the second time it waits
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the job ran %d times in 10 s, want at least twice", calls.Load())
 	}
-	const tutorials = 50 // of 160 KB each
-	content := strings.Repeat("x", 160_000)
-	for i := range tutorials {
-		send("POST", "/api/v1/tutorials", fmt.Sprintf(`{"title":"Big","slug":"big-%d","content":%q}`, i, content), http.StatusCreated)
+	stopped := make(chan struct{})
+	go func() {
+		stop()
+		close(stopped)
+	}()
+	// That stop does not return is seen only by waiting a little: no
+	// channel can say that something has not happened.
+	select {
+	case <-stopped:
+		t.Fatal("stop returned while the job was under way")
+	case <-time.After(100 * time.Millisecond):
 	}
-	for i := range tutorials {
-		send("GET", fmt.Sprintf("/api/v1/tutorials/big-%d", i), "", http.StatusOK)
+	close(release)
+	<-stopped
+	n := calls.Load()
+	stop() // and again: nothing happens
+	if calls.Load() != n {
+		t.Errorf("the job ran after stop returned")
 	}
-
-	heap := func() int64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapAlloc)
-	}
-	kept := heap()
-	for deadline := time.Now().Add(4 * idleCheckEvery); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if heap() < kept-6<<20 {
-			return
-		}
-	}
-	t.Errorf("the heap held %d MB with the answers kept, and still %d MB after %v without a request", kept>>20, heap()>>20, 4*idleCheckEvery)
 }
 
 func TestServeLogsOneLinePerRequest(t *testing.T) {

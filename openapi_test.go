@@ -74,7 +74,7 @@ func (p *patternRecorder) Handle(pattern string, _ http.Handler) { *p = append(*
 func registeredPatterns(t *testing.T, ts *testServer) []string {
 	t.Helper()
 	var rec patternRecorder
-	addRoutes(&rec, ts.store, newAuthenticator(testConfig(t), ts.store, ts.usage, ts.clock.now), newAnswerCaches(), ts.clock.now)
+	addRoutes(&rec, testConfig(t), ts.store, newAuthenticator(testConfig(t), ts.store, newKeyCache(ts.store, ts.clock.now), ts.usage, ts.clock.now), newAnswerCaches(ts.store, ts.clock.now), ts.clock.now)
 	return rec
 }
 

@@ -174,7 +174,7 @@ func TestFailedAuthenticationIsLimitedPerAddress(t *testing.T) {
 // address whose keys are good, so those clients cost no memory.
 func TestSuccessfulAuthenticationCostsTheAddressNothing(t *testing.T) {
 	ts := newTestDatabase(t)
-	auth := newAuthenticator(limitedConfig(t, 1, 2), ts.store, ts.usage, ts.clock.now)
+	auth := newAuthenticator(limitedConfig(t, 1, 2), ts.store, newKeyCache(ts.store, ts.clock.now), ts.usage, ts.clock.now)
 	h := auth.requireKey(scopeRead, http.NotFoundHandler())
 	for _, key := range []string{ts.writeKey, ts.readKey} {
 		r := httptest.NewRequest("GET", "/api/v1/tutorials", nil)
@@ -266,7 +266,7 @@ func TestClientAddr(t *testing.T) {
 // clients the server has ever seen.
 func TestIdleBucketsAreDropped(t *testing.T) {
 	clock := newFakeClock(t)
-	auth := newAuthenticator(limitedConfig(t, 10, 20), nil, newKeyUsage(), clock.now)
+	auth := newAuthenticator(limitedConfig(t, 10, 20), nil, nil, newKeyUsage(), clock.now)
 	h := auth.requireKey(scopeRead, http.NotFoundHandler())
 	fail := func(addr string) {
 		r := httptest.NewRequest("GET", "/api/v1/tutorials", nil)

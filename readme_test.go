@@ -34,8 +34,13 @@ func TestReadmeCurlExamples(t *testing.T) {
 		t.Fatalf("found %d curl commands, want one per route and healthz:\n%s", len(commands), section[1])
 	}
 
-	s := startServe(t, filepath.Join(t.TempDir(), "t.db"))
-	key := keyInLog.FindString(s.stderr.String())
+	db := filepath.Join(t.TempDir(), "t.db")
+	key, _, err := runCommand(t, "keys", "create", "-name", "me", "-db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key = strings.TrimSpace(key)
+	s := startServe(t, db)
 	for _, cmd := range commands {
 		cmd = strings.ReplaceAll(cmd, "http://localhost:8080", s.url)
 		// -s quiets progress, -f fails on a 4xx or 5xx: each line must succeed.

@@ -85,7 +85,7 @@ type Store interface {
 	// another, a person with a database shell) has committed a change
 	// since it was last asked, and stays the same otherwise. Something read
 	// from the store after Version may be kept for as long as Version
-	// stays the same: see versionedCache.
+	// stays the same: see internal/cache.
 	Version(ctx context.Context) (int64, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error

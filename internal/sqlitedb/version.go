@@ -12,13 +12,18 @@ package sqlitedb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
 	"sync"
 )
 
 // versionReader reads PRAGMA data_version on a connection of its own: the
 // number only means something compared with itself on one connection, and a
-// connection runs one statement at a time.
+// connection runs one statement at a time. It runs the statement through
+// the driver itself (sql.Conn.Raw), not database/sql's Stmt: on a connection
+// no one else uses, database/sql's books (the pool, the Rows and their
+// locks) are work without a purpose, on every request.
 //
 // A caller never gets a reading that began before it asked, which might
 // miss a commit it knows of: when the connection is busy it waits for the
@@ -29,7 +34,7 @@ import (
 // it. Both are needed: a reading under way is not one a newcomer may join.
 type versionReader struct {
 	conn *sql.Conn
-	stmt *sql.Stmt
+	stmt driver.Stmt // prepared on conn's driver connection, used only inside conn.Raw
 
 	mu      sync.Mutex
 	reading bool
@@ -51,15 +56,42 @@ func (v *versionReader) start(ctx context.Context, pool *sql.DB) error {
 	if v.conn, err = pool.Conn(ctx); err != nil {
 		return err
 	}
-	v.stmt, err = v.conn.PrepareContext(ctx, "PRAGMA data_version")
 	v.wanted = make(chan struct{}, 1)
-	return err
+	return v.conn.Raw(func(dc any) error {
+		prep, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("the driver's connection %T cannot prepare a statement", dc)
+		}
+		v.stmt, err = prep.PrepareContext(ctx, "PRAGMA data_version")
+		return err
+	})
+}
+
+// read runs the statement once.
+func (v *versionReader) read() (n int64, err error) {
+	err = v.conn.Raw(func(any) error {
+		rows, err := v.stmt.(driver.StmtQueryContext).QueryContext(context.Background(), nil)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var row [1]driver.Value
+		if err := rows.Next(row[:]); err != nil {
+			return err
+		}
+		var ok bool
+		if n, ok = row[0].(int64); !ok {
+			return fmt.Errorf("PRAGMA data_version gave %T", row[0])
+		}
+		return nil
+	})
+	return n, err
 }
 
 func (v *versionReader) close() error {
 	var errs []error
 	if v.stmt != nil {
-		errs = append(errs, v.stmt.Close())
+		errs = append(errs, v.conn.Raw(func(any) error { return v.stmt.Close() }))
 	}
 	if v.conn != nil {
 		errs = append(errs, v.conn.Close())
@@ -78,8 +110,7 @@ func (db *DB) Version(ctx context.Context) (int64, error) {
 	if !v.reading && v.next == nil {
 		v.reading = true
 		v.mu.Unlock()
-		var n int64
-		err := v.stmt.QueryRow().Scan(&n)
+		n, err := v.read()
 		v.mu.Lock()
 		v.reading = false
 		if v.next != nil {
@@ -124,7 +155,7 @@ func (v *versionReader) run(stop <-chan struct{}) {
 			rd := v.next
 			v.next, v.reading = nil, true
 			v.mu.Unlock()
-			rd.err = v.stmt.QueryRow().Scan(&rd.version)
+			rd.version, rd.err = v.read()
 			close(rd.done)
 			v.mu.Lock()
 			v.reading = false

@@ -1,0 +1,268 @@
+package main
+
+// This file holds the middleware every request passes through, outermost
+// first in newServer: the log line, panics turned into a 500, CORS, and the
+// mux's own 404 and 405 put into the envelope.
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+)
+
+// requestInfo travels with a request in its context, so that the handlers
+// deep inside can tell the log line about it: which key was used, and the
+// cause of a 500. It is the log line's, and nothing else's.
+type requestInfo struct {
+	id    string
+	keyID int64
+	err   error
+}
+
+type requestInfoKey struct{}
+
+// requestInfoFrom returns the request's info. Outside logRequests (a handler
+// called on its own) it returns a throwaway one, so callers need no checks.
+func requestInfoFrom(ctx context.Context) *requestInfo {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		return info
+	}
+	return &requestInfo{}
+}
+
+// responseRecorder remembers what was written, for the log line.
+type responseRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (rec *responseRecorder) WriteHeader(status int) {
+	if rec.status == 0 {
+		rec.status = status
+	}
+	rec.ResponseWriter.WriteHeader(status)
+}
+
+func (rec *responseRecorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	n, err := rec.ResponseWriter.Write(b)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (rec *responseRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// logRequests writes one line per request: method, path, status, bytes,
+// duration, key id and request id. Never a header value other than the
+// request id, never a query string, never a body: they may hold a key or
+// someone's text.
+func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &requestInfo{id: requestID(r.Header.Get("X-Request-ID"))}
+		w.Header().Set("X-Request-ID", info.id)
+		// No response of ours is meant to be sniffed as anything but JSON.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		rec := &responseRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
+
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Duration("duration", time.Since(start)),
+			slog.Int64("key_id", info.keyID),
+			slog.String("request_id", info.id),
+		}
+		level := slog.LevelInfo
+		if info.err != nil {
+			// A client that hung up cancels its query; that is no fault of
+			// the server's, and an operator should not be woken for it.
+			if !(errors.Is(info.err, context.Canceled) && r.Context().Err() != nil) {
+				level = slog.LevelError
+			}
+			attrs = append(attrs, slog.String("error", info.err.Error()))
+		}
+		logger.LogAttrs(r.Context(), level, "request", attrs...)
+	})
+}
+
+// requestID returns the client's X-Request-ID when it is a sensible token,
+// so that a request can be followed across a proxy and this server's log;
+// otherwise a new random one. The client's value is bounded and restricted
+// to plain characters because it goes into the log.
+func requestID(fromClient string) string {
+	if len(fromClient) > 0 && len(fromClient) <= 128 && !strings.ContainsFunc(fromClient, func(c rune) bool {
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("-_.:", c))
+	}) {
+		return fromClient
+	}
+	// Not a secret, only unique enough to find in a log, so the fast
+	// math/rand is fine.
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], rand.Uint64())
+	return hex.EncodeToString(id[:])
+}
+
+// recoverPanics turns a panic in a handler into a 500 envelope, and logs the
+// panic with its stack. The client never sees either.
+func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { // the documented way to abort a response
+				panic(v)
+			}
+			logger.Error("panic", "request_id", requestInfoFrom(r.Context()).id,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if rec, ok := w.(*responseRecorder); ok && rec.status != 0 {
+				// Too late for an envelope: the status is out. Cut the
+				// connection so the client cannot take half a body for a
+				// whole one.
+				panic(http.ErrAbortHandler)
+			}
+			requestInfoFrom(r.Context()).err = fmt.Errorf("panic: %v", v)
+			msg := msgInternal
+			writeEnvelope(w, envelope{Error: &msg, Status: http.StatusInternalServerError})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// CORS: what a browser page on an allowed origin may send and read.
+const (
+	corsAllowMethods = "GET, HEAD, POST, PUT, PATCH, DELETE"
+	corsAllowHeaders = "Authorization, Content-Type, If-Match, If-None-Match, X-Request-ID"
+	// Without this list a page could read only the simplest response
+	// headers: not where a new tutorial is, nor how long to back off.
+	corsExposeHeaders = "Location, ETag, Link, RateLimit, RateLimit-Policy, Retry-After, X-Request-ID"
+	// corsMaxAge lets a browser reuse a preflight for two hours, the most
+	// Chromium accepts.
+	corsMaxAge = "7200"
+)
+
+// allowCORS lets pages from origins call the API from a browser. It sits
+// outside muxAnswersInEnvelope and the key checks, because a preflight carries
+// neither a route's method nor a key: it asks whether the real request may
+// be sent.
+//
+// An allowed origin gets its own value echoed back, never "*", and never
+// Access-Control-Allow-Credentials: keys travel in Authorization, which a
+// page must add itself, so no cookie is ever at stake. Any other origin gets
+// no CORS header at all, which the browser takes as a refusal; its preflight
+// falls through to the 405 every other OPTIONS gets.
+func allowCORS(origins []string, next http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		// The answer depends on Origin, so a cache must not hand one
+		// origin's answer to another.
+		h.Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		if origin == "" || !slices.Contains(origins, origin) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h.Set("Access-Control-Allow-Origin", origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Add("Vary", "Access-Control-Request-Method")
+			h.Add("Vary", "Access-Control-Request-Headers")
+			h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", corsMaxAge)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// muxAnswersInEnvelope answers in the envelope where ServeMux answers on
+// its own: an unknown path (404), a known path with a method it has no
+// route for (405, with the Allow header the mux sets), and a path it would
+// redirect to its clean form (/api//v1/ to /api/v1/), which to an API
+// client names nothing: 404. The mux looks each route up once, as it
+// would alone; what it answers itself is rewritten on its way out.
+func muxAnswersInEnvelope(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(&muxAnswerWriter{ResponseWriter: w, r: r}, r)
+	})
+}
+
+// muxAnswerWriter rewrites the answers ServeMux writes itself. It tells
+// them from a handler's by their Content-Type: every handler here answers
+// in the JSON envelope, or with no body at all (204, 304), while the mux
+// writes its errors in plain text (http.Error) and its redirects with a
+// Location (http.Redirect).
+type muxAnswerWriter struct {
+	http.ResponseWriter
+	r         *http.Request
+	rewritten bool // the mux's answer was replaced: what it writes next goes nowhere
+}
+
+func (w *muxAnswerWriter) WriteHeader(status int) {
+	if w.rewritten {
+		return
+	}
+	h := w.Header()
+	redirect := 300 <= status && status < 400 && h.Get("Location") != ""
+	if (status < 400 && !redirect) || strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.rewritten = true
+	h.Del("Location")
+	if status == http.StatusMethodNotAllowed {
+		h.Set("Allow", inMethodOrder(h.Get("Allow")))
+		writeError(w.ResponseWriter, w.r, &apiError{http.StatusMethodNotAllowed, "Method not allowed"})
+		return
+	}
+	writeError(w.ResponseWriter, w.r, &apiError{http.StatusNotFound, "Not found"})
+}
+
+func (w *muxAnswerWriter) Write(b []byte) (int, error) {
+	if w.rewritten {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *muxAnswerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// methodOrder is the order in which the README lists the methods, and Allow
+// too; ServeMux sorts them by name.
+var methodOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+// inMethodOrder is allow, a list of methods, in methodOrder.
+func inMethodOrder(allow string) string {
+	methods := strings.Split(allow, ", ")
+	rank := func(m string) int {
+		if i := slices.Index(methodOrder, m); i >= 0 {
+			return i
+		}
+		return len(methodOrder)
+	}
+	slices.SortStableFunc(methods, func(a, b string) int { return rank(a) - rank(b) })
+	return strings.Join(methods, ", ")
+}
