@@ -273,7 +273,8 @@ func TestMigrationIndexesTheRowsOfAnOldDatabase(t *testing.T) {
 		if last := strings.Count(sqliteSchema, "\n-- migration "); version != last {
 			t.Errorf("open #%d: user_version = %d, want %d", run, version, last)
 		}
-		list, total, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 10, Query: "flask"})
+		page, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 10, Query: "flask"})
+		list, total := page.Tutorials, page.Total
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,6 @@
 package main
 
-// This file is the SQLite engine's list and search: ListPage in SQL, built
+// This file is the SQLite engine's list and search: ListTutorials in SQL, built
 // so that no request's cost grows with the size of the library.
 //
 //   - A list without a search reads one index in its order from where the
@@ -91,13 +91,7 @@ var afterPosition = map[string]string{
 	"-title":        "(title, id) < (:after_key, :after_id)",
 }
 
-// ListTutorials is ListPage without what the API does not ask for yet.
-func (s *sqliteStore) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error) {
-	l, err := s.ListPage(ctx, p)
-	return l.Tutorials, l.Total, err
-}
-
-func (s *sqliteStore) ListPage(ctx context.Context, p ListParams) (TutorialList, error) {
+func (s *sqliteStore) ListTutorials(ctx context.Context, p ListParams) (TutorialList, error) {
 	sort := p.Sort
 	if sort == "" {
 		sort = "-published_at"

@@ -40,13 +40,11 @@ var (
 type Store interface {
 	// TutorialBySlug returns the tutorial with that slug, or ErrNotFound.
 	TutorialBySlug(ctx context.Context, slug string) (Tutorial, error)
-	// ListTutorials returns one page of tutorials and how many match in
-	// all, the page and the total from one snapshot.
-	ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error)
-	// ListPage returns one page of tutorials, with how many match and
-	// whether more follow, all from one snapshot, within a bounded cost:
-	// see TutorialList. A page that takes too long is ErrQueryTimeout.
-	ListPage(ctx context.Context, p ListParams) (TutorialList, error)
+	// ListTutorials returns one page of tutorials, with how many match
+	// and whether more follow, all from one snapshot, at a cost that does
+	// not grow with the library: see TutorialList. A page that takes too
+	// long all the same is ErrQueryTimeout.
+	ListTutorials(ctx context.Context, p ListParams) (TutorialList, error)
 	// CreateTutorial stores a new tutorial, created at now, and returns it
 	// as stored; a slug that is taken is ErrSlugTaken.
 	CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error)
@@ -237,7 +235,7 @@ func (p Position) IsZero() bool { return p == Position{} }
 //
 // Total is exact when TotalExact is set. Otherwise it is a lower bound: a
 // search counts its matches only up to a bound, and lists and ranks only
-// that many of them, the newest (see ListPage in the engine), so that its
+// that many of them, the newest (see sqlite_list.go), so that its
 // cost does not grow with the library.
 type TutorialList struct {
 	Tutorials  []TutorialSummary
