@@ -278,9 +278,9 @@ type keyCache = cache.Cache[[sha256.Size]byte, APIKey]
 // and errors are never kept. Its bounds are far above any api_keys table
 // this server is meant for; past them a key is read from the database on
 // every request, which is slower, not wrong.
-func newKeyCache(store Store, now func() time.Time) *keyCache {
+func newKeyCache(versions *cache.Versions, now func() time.Time) *keyCache {
 	return cache.New(cache.Options[[sha256.Size]byte, APIKey]{
-		Version:    store.Version,
+		Version:    versions.Read, // fresh on every request: see cache.Versions
 		MaxEntries: 1024,
 		MaxBytes:   256 << 10,
 		Size:       func(_ [sha256.Size]byte, k APIKey) int { return len(k.Name) + len(k.Prefix) + len(k.Scope) },

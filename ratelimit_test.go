@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tutorials/internal/cache"
 	"tutorials/internal/ratelimit"
 
 	"github.com/google/go-cmp/cmp"
@@ -140,7 +141,7 @@ func TestFailedAuthenticationIsLimitedPerAddress(t *testing.T) {
 // address whose keys are good, so those clients cost no memory.
 func TestSuccessfulAuthenticationCostsTheAddressNothing(t *testing.T) {
 	ts := newTestDatabase(t)
-	auth := newAuthenticator(limitedConfig(t, 1, 2), ts.store, newKeyCache(ts.store, ts.clock.now), ts.usage, ts.clock.now)
+	auth := newAuthenticator(limitedConfig(t, 1, 2), ts.store, newKeyCache(cache.NewVersions(ts.store.Version), ts.clock.now), ts.usage, ts.clock.now)
 	h := auth.requireKey(scopeRead, http.NotFoundHandler())
 	for _, key := range []string{ts.writeKey, ts.readKey} {
 		r := httptest.NewRequest("GET", "/api/v1/tutorials", nil)
