@@ -40,8 +40,9 @@ type server struct {
 // key was last used) comes from it, so that a test that moves a fake clock
 // moves all of them at once.
 func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, now func() time.Time) *server {
-	keys := newKeyCache(store, now)
-	answers := newAnswerCaches(store, now)
+	versions := cache.NewVersions(store.Version)
+	keys := newKeyCache(versions, now)
+	answers := newAnswerCaches(versions, now)
 	auth := newAuthenticator(cfg, store, keys, usage, now)
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg, store, auth, answers, now)
@@ -487,17 +488,21 @@ const (
 	detailCacheBytes   = 28 << 20
 )
 
-func newAnswerCaches(store Store, now func() time.Time) answerCaches {
+// newAnswerCaches keeps answers by the newest version the key check read
+// (versions.Latest), not by a reading of their own: every route that uses
+// them is behind requireKey, whose check reads the version fresh. See
+// cache.Versions.
+func newAnswerCaches(versions *cache.Versions, now func() time.Time) answerCaches {
 	return answerCaches{
 		list: cache.New(cache.Options[ListParams, answer]{
-			Version: store.Version, MaxEntries: listCacheEntries, MaxBytes: listCacheBytes,
+			Version: versions.Latest, MaxEntries: listCacheEntries, MaxBytes: listCacheBytes,
 			Size: func(p ListParams, a answer) int {
 				return len(p.Category) + len(p.Difficulty) + len(p.Query) + len(p.Sort) + len(p.After.Key) + a.size()
 			},
 			IdleAfter: releaseAfter, Now: now,
 		}),
 		detail: cache.New(cache.Options[string, answer]{
-			Version: store.Version, MaxEntries: detailCacheEntries, MaxBytes: detailCacheBytes,
+			Version: versions.Latest, MaxEntries: detailCacheEntries, MaxBytes: detailCacheBytes,
 			Size:      func(slug string, a answer) int { return len(slug) + a.size() },
 			IdleAfter: releaseAfter, Now: now,
 		}),

@@ -20,9 +20,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"tutorials/internal/cache"
+	"tutorials/internal/ratelimit"
 )
 
 // Scopes. A read key may only GET; a write key may do everything.
@@ -117,9 +116,9 @@ type authenticator struct {
 	// limit, the server's -rate and -burst (keyLimit says which);
 	// failures limits the failed authentications of each client address,
 	// by limit, and is nil when that is off (-rate 0).
-	perKey     *limiter
+	perKey     *ratelimit.Limiter
 	limit      KeyLimit
-	failures   *limiter
+	failures   *ratelimit.Limiter
 	trustProxy bool // take the client address from X-Forwarded-For
 
 	keys *keyCache // the active keys found: see newKeyCache
@@ -127,11 +126,11 @@ type authenticator struct {
 
 func newAuthenticator(cfg config, store Store, keys *keyCache, usage *keyUsage, now func() time.Time) *authenticator {
 	a := &authenticator{store: store, keys: keys, usage: usage, now: now, trustProxy: cfg.trustProxy,
-		perKey: newLimiter(now), limit: KeyLimit{Rate: cfg.rate, Burst: cfg.burst}}
+		perKey: ratelimit.New(now), limit: KeyLimit{Rate: cfg.rate, Burst: cfg.burst}}
 	if cfg.rate > 0 {
 		// A client gets as many wrong keys as a key gets requests: enough for
 		// a typo, and far too few to guess a key of 256 random bits.
-		a.failures = newLimiter(now)
+		a.failures = ratelimit.New(now)
 	}
 	return a
 }
@@ -155,7 +154,7 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 		var addr string // the client's, needed only to count its failures
 		if a.failures != nil {
 			addr = a.clientAddr(r)
-			if st := a.failures.check(addr, a.limit); !st.allowed {
+			if st := a.failures.Check(addr, ratelimit.Limit(a.limit)); !st.Allowed {
 				writeRateLimited(w, r, st)
 				return
 			}
@@ -183,9 +182,9 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 		a.usage.touch(key.ID, a.now())
 
 		if limit := a.keyLimit(key); limit.Rate > 0 {
-			st := a.perKey.take(strconv.FormatInt(key.ID, 10), limit)
+			st := a.perKey.Take(strconv.FormatInt(key.ID, 10), ratelimit.Limit(limit))
 			setLimitHeaders(w.Header(), st)
-			if !st.allowed {
+			if !st.Allowed {
 				writeRateLimited(w, r, st)
 				return
 			}
@@ -212,7 +211,7 @@ func (a *authenticator) keyLimit(key APIKey) KeyLimit {
 // failed counts a failed authentication against the client address addr.
 func (a *authenticator) failed(addr string) {
 	if a.failures != nil {
-		a.failures.take(addr, a.limit)
+		a.failures.Take(addr, ratelimit.Limit(a.limit))
 	}
 }
 
@@ -279,9 +278,9 @@ type keyCache = cache.Cache[[sha256.Size]byte, APIKey]
 // and errors are never kept. Its bounds are far above any api_keys table
 // this server is meant for; past them a key is read from the database on
 // every request, which is slower, not wrong.
-func newKeyCache(store Store, now func() time.Time) *keyCache {
+func newKeyCache(versions *cache.Versions, now func() time.Time) *keyCache {
 	return cache.New(cache.Options[[sha256.Size]byte, APIKey]{
-		Version:    store.Version,
+		Version:    versions.Read, // fresh on every request: see cache.Versions
 		MaxEntries: 1024,
 		MaxBytes:   256 << 10,
 		Size:       func(_ [sha256.Size]byte, k APIKey) int { return len(k.Name) + len(k.Prefix) + len(k.Scope) },
@@ -332,134 +331,21 @@ func (u *keyUsage) save(ctx context.Context, store Store) error {
 
 // ---- Rate limits ----
 
-// A bucket unused for bucketIdle is dropped, once it is full again: a
-// dropped bucket comes back full, so dropping one earlier would hand its
-// client free requests. The buckets are checked every sweepEvery.
-const (
-	bucketIdle = 10 * time.Minute
-	sweepEvery = time.Minute
-)
-
-// limiter is a set of token buckets, one per client: a key, or an address.
-// Each holds up to Burst requests and refills at Rate per second, as the
-// caller's KeyLimit says; a bucket whose limit changes (a key given its own)
-// keeps its tokens and takes the new limit from that moment. Buckets are
-// made on first use and dropped once idle, so the memory a limiter holds is
-// bounded by the clients of the last ten minutes, not by every client since
-// the server started.
-type limiter struct {
-	now func() time.Time
-
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	lastSweep time.Time
-}
-
-type bucket struct {
-	tokens   *rate.Limiter
-	lastUsed time.Time
-}
-
-func newLimiter(now func() time.Time) *limiter {
-	return &limiter{now: now, buckets: make(map[string]*bucket), lastSweep: now()}
-}
-
-// limitState is what a bucket says about one request, and what the
-// RateLimit headers tell the client.
-type limitState struct {
-	allowed    bool
-	limit      KeyLimit      // the bucket's
-	remaining  int           // whole requests the client may make now
-	untilFull  time.Duration // until the bucket holds a full burst again
-	retryAfter time.Duration // until a request is allowed again; 0 if allowed
-}
-
-// take spends one request from id's bucket, which has limit, if it holds
-// one.
-func (l *limiter) take(id string, limit KeyLimit) limitState {
-	now := l.now()
-	b := l.bucket(id, limit, now, true)
-	return state(b, limit, now, b.AllowN(now, 1))
-}
-
-// check reports whether id's bucket holds a request, without spending it or
-// making a bucket for a client that has none.
-func (l *limiter) check(id string, limit KeyLimit) limitState {
-	now := l.now()
-	b := l.bucket(id, limit, now, false)
-	if b == nil {
-		return limitState{allowed: true, limit: limit, remaining: limit.Burst}
-	}
-	return state(b, limit, now, b.TokensAt(now) >= 1)
-}
-
-// bucket returns id's bucket with limit, made if create is set, and now and
-// then drops the idle ones.
-func (l *limiter) bucket(id string, limit KeyLimit, now time.Time, create bool) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) >= sweepEvery {
-		l.sweep(now)
-	}
-	b := l.buckets[id]
-	switch {
-	case b == nil && !create:
-		return nil
-	case b == nil:
-		b = &bucket{tokens: rate.NewLimiter(rate.Limit(limit.Rate), limit.Burst)}
-		l.buckets[id] = b
-	case b.tokens.Limit() != rate.Limit(limit.Rate) || b.tokens.Burst() != limit.Burst:
-		b.tokens.SetLimitAt(now, rate.Limit(limit.Rate))
-		b.tokens.SetBurstAt(now, limit.Burst)
-	}
-	b.lastUsed = now
-	return b.tokens
-}
-
-// sweep drops the buckets that have been idle for bucketIdle and are full.
-// It holds l.mu; once a minute, a pass over the map is cheap.
-func (l *limiter) sweep(now time.Time) {
-	for id, b := range l.buckets {
-		if now.Sub(b.lastUsed) >= bucketIdle && b.tokens.TokensAt(now) >= float64(b.tokens.Burst()) {
-			delete(l.buckets, id)
-		}
-	}
-	l.lastSweep = now
-}
-
-func state(b *rate.Limiter, limit KeyLimit, now time.Time, allowed bool) limitState {
-	tokens := b.TokensAt(now)
-	st := limitState{allowed: allowed, limit: limit, remaining: max(0, int(tokens)),
-		untilFull: refill(limit, float64(limit.Burst)-tokens)}
-	if !allowed {
-		st.retryAfter = refill(limit, 1-tokens)
-	}
-	return st
-}
-
-// refill is how long a bucket with limit takes to gain n requests.
-func refill(limit KeyLimit, n float64) time.Duration {
-	if n <= 0 {
-		return 0
-	}
-	return time.Duration(math.Ceil(n / limit.Rate * float64(time.Second)))
-}
-
 // setLimitHeaders writes the RateLimit-Policy and RateLimit headers of the
 // IETF httpapi draft (draft-ietf-httpapi-ratelimit-headers): the policy (a
 // burst of q requests, refilled in w seconds) and the state of the client's
 // bucket (r requests left, full again in t seconds).
-func setLimitHeaders(h http.Header, st limitState) {
-	q := st.limit.Burst
-	h.Set("RateLimit-Policy", fmt.Sprintf(`"key";q=%d;w=%d`, q, wholeSeconds(refill(st.limit, float64(q)))))
-	h.Set("RateLimit", fmt.Sprintf(`"key";r=%d;t=%d`, st.remaining, wholeSeconds(st.untilFull)))
+func setLimitHeaders(h http.Header, st ratelimit.State) {
+	q := st.Limit.Burst
+	h.Set("RateLimit-Policy", fmt.Sprintf(`"key";q=%d;w=%d`, q, wholeSeconds(st.Limit.Refill(float64(q)))))
+	h.Set("RateLimit", fmt.Sprintf(`"key";r=%d;t=%d`, st.Remaining, wholeSeconds(st.UntilFull)))
 }
 
 // writeRateLimited answers 429 with Retry-After in whole seconds, rounded
 // up and at least 1, so that a client that waits as told is never refused
 // again for having come back early.
-func writeRateLimited(w http.ResponseWriter, r *http.Request, st limitState) {
-	w.Header().Set("Retry-After", strconv.FormatInt(max(1, wholeSeconds(st.retryAfter)), 10))
+func writeRateLimited(w http.ResponseWriter, r *http.Request, st ratelimit.State) {
+	w.Header().Set("Retry-After", strconv.FormatInt(max(1, wholeSeconds(st.RetryAfter)), 10))
 	writeError(w, r, &apiError{http.StatusTooManyRequests, "Rate limit exceeded"})
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"tutorials/internal/cache"
 )
 
 // The handler paths under `go test -bench`, each next to a bare net/http
@@ -182,7 +183,7 @@ func BenchmarkListTutorials(b *testing.B) {
 // nothing; the baseline is that handler without it.
 func BenchmarkAuth(b *testing.B) {
 	s := newBenchServer(b)
-	auth := newAuthenticator(benchConfig(b), s.store, newKeyCache(s.store, time.Now), newKeyUsage(), time.Now)
+	auth := newAuthenticator(benchConfig(b), s.store, newKeyCache(cache.NewVersions(s.store.Version), time.Now), newKeyUsage(), time.Now)
 	noContent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})

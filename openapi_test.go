@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"tutorials/internal/cache"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -74,7 +75,7 @@ func (p *patternRecorder) Handle(pattern string, _ http.Handler) { *p = append(*
 func registeredPatterns(t *testing.T, ts *testServer) []string {
 	t.Helper()
 	var rec patternRecorder
-	addRoutes(&rec, testConfig(t), ts.store, newAuthenticator(testConfig(t), ts.store, newKeyCache(ts.store, ts.clock.now), ts.usage, ts.clock.now), newAnswerCaches(ts.store, ts.clock.now), ts.clock.now)
+	addRoutes(&rec, testConfig(t), ts.store, newAuthenticator(testConfig(t), ts.store, newKeyCache(cache.NewVersions(ts.store.Version), ts.clock.now), ts.usage, ts.clock.now), newAnswerCaches(cache.NewVersions(ts.store.Version), ts.clock.now), ts.clock.now)
 	return rec
 }
 

@@ -79,7 +79,7 @@ type Store interface {
 	// backwards, in case another process saw the key later.
 	SaveLastUsed(ctx context.Context, used map[int64]time.Time) error
 
-	// Version is a number that changes whenever anyone (this process,
+	// Version is a number that grows whenever anyone (this process,
 	// another, a person with a database shell) has committed a change
 	// since it was last asked, and stays the same otherwise. Something read
 	// from the store after Version may be kept for as long as Version

@@ -16,6 +16,9 @@
 //	c.Clear()                       // lets go now
 //	c.Len(), c.Bytes()              // what it holds
 //
+// Version may be a Versions' Read or Latest, so that the caches a request
+// meets share one reading of the database: see Versions.
+//
 // The one rule that makes it safe, kept by Get and nowhere else: the
 // version is read before the data, and the data is kept under that version.
 // An entry is served only to a Get that read the same version, so an answer

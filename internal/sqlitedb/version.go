@@ -40,6 +40,23 @@ type versionReader struct {
 	reading bool
 	next    *versionReading
 	wanted  chan struct{}
+
+	// The version given out: count moves by one whenever a reading finds
+	// data_version other than last. SQLite promises only that data_version
+	// changes, not that it grows; this count grows, in the order of the
+	// readings, which run one at a time.
+	last  int64
+	count int64
+}
+
+// advance records a reading of data_version and returns the version it
+// makes. It holds v.mu, and runs before the next reading may start.
+func (v *versionReader) advance(dataVersion int64) int64 {
+	if v.count == 0 || dataVersion != v.last {
+		v.last = dataVersion
+		v.count++
+	}
+	return v.count
 }
 
 // versionReading is one reading, for every caller that asked before it
@@ -99,11 +116,12 @@ func (v *versionReader) close() error {
 	return errors.Join(errs...)
 }
 
-// Version is a number that changes whenever anyone, this process or
-// another, has committed a change to the database since it was last asked,
-// and stays the same otherwise. A cache of something in the database may
-// be trusted for as long as Version stays the same, provided the version
-// was read before the thing cached.
+// Version is a number that grows whenever anyone, this process or another,
+// has committed a change to the database since it was last asked, and
+// stays the same otherwise. A cache of something in the database may be
+// trusted for as long as Version stays the same, provided the version was
+// read before the thing cached. A caller that asked after another got a
+// number no smaller.
 func (db *DB) Version(ctx context.Context) (int64, error) {
 	v := &db.versions
 	v.mu.Lock()
@@ -112,6 +130,9 @@ func (db *DB) Version(ctx context.Context) (int64, error) {
 		v.mu.Unlock()
 		n, err := v.read()
 		v.mu.Lock()
+		if err == nil {
+			n = v.advance(n)
+		}
 		v.reading = false
 		if v.next != nil {
 			// Callers came while this reading ran: run makes the next one
@@ -155,10 +176,14 @@ func (v *versionReader) run(stop <-chan struct{}) {
 			rd := v.next
 			v.next, v.reading = nil, true
 			v.mu.Unlock()
-			rd.version, rd.err = v.read()
-			close(rd.done)
+			n, err := v.read()
 			v.mu.Lock()
+			if err == nil {
+				n = v.advance(n)
+			}
+			rd.version, rd.err = n, err
 			v.reading = false
+			close(rd.done)
 		}
 		v.mu.Unlock()
 	}
