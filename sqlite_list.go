@@ -223,7 +223,9 @@ func (s *sqliteStore) searchPage(ctx context.Context, tx *sqlitedb.Tx, p ListPar
 		// No tutorial holds a word that starts with the last one.
 		return TutorialList{Tutorials: []TutorialSummary{}, TotalExact: true}, err
 	}
-	match := strings.Join(phrases, " ")
+	// Explicit ANDs: FTS5 reads two phrases side by side as both, but not a
+	// phrase beside the parenthesised words of a prefix (see prefixMatch).
+	match := strings.Join(phrases, " AND ")
 	ids, complete, err := s.searchWindow(ctx, tx, p, match)
 	if err != nil {
 		return TutorialList{}, err
@@ -269,7 +271,7 @@ func (s *sqliteStore) searchPage(ctx context.Context, tx *sqlitedb.Tx, p ListPar
 		WHERE tutorials_fts MATCH :rare AND tutorials_fts.rowid >= :lowest
 			AND +tutorials_fts.rowid IN (SELECT value FROM json_each(:window))
 		ORDER BY `+relevanceOrder+` LIMIT :limit OFFSET :offset`,
-		sql.Named("rare", strings.Join(rare, " ")), sql.Named("lowest", lowest), args[0],
+		sql.Named("rare", strings.Join(rare, " AND ")), sql.Named("lowest", lowest), args[0],
 		sql.Named("limit", p.PerPage+1), sql.Named("offset", offset))
 	return list, err
 }
