@@ -13,6 +13,10 @@ package main
 //     the window was not full; the page is ranked or sorted within the
 //     window. Narrow searches are thus answered exactly; a search matching
 //     most of the library is answered among its newest matches.
+//   - The last word of a search matches as a prefix. Past the prefix
+//     indexes of one and two letters, its words are looked up in
+//     tutorials_terms and asked of FTS5 by name (see prefixMatch), which
+//     reads them as far as the page needs.
 //   - Relevance is bm25 over the words of the search that are not common
 //     (found in more than bounds.common tutorials): FTS5 weighs a word by
 //     reading every one of its matches, and a common word weighs little.
