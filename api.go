@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -162,6 +163,8 @@ func errorResponse(err error) (status int, msg string) {
 		return http.StatusConflict, "Slug already exists"
 	case errors.Is(err, ErrEditConflict):
 		return http.StatusPreconditionFailed, "Precondition failed"
+	case errors.Is(err, ErrQueryTimeout):
+		return http.StatusServiceUnavailable, "Query took too long"
 	default:
 		return http.StatusInternalServerError, msgInternal
 	}
@@ -181,11 +184,15 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // tutorialPage is the data of a list response.
 type tutorialPage struct {
-	Tutorials  []TutorialSummary `json:"tutorials"`
-	Page       int64             `json:"page"`
-	PerPage    int64             `json:"per_page"`
-	Total      int64             `json:"total"`
-	TotalPages int64             `json:"total_pages"`
+	Tutorials []TutorialSummary `json:"tutorials"`
+	Page      int64             `json:"page"`
+	PerPage   int64             `json:"per_page"`
+	Total     int64             `json:"total"`
+	// TotalRelation says what Total is: "eq", the number of matches, or
+	// "gte", a lower bound of it (a search counts up to a bound: see
+	// TutorialList), in the manner of Elasticsearch's track_total_hits.
+	TotalRelation string `json:"total_relation"`
+	TotalPages    int64  `json:"total_pages"`
 }
 
 // handleListTutorials answers a page of the list, from memory when it can.
@@ -207,19 +214,23 @@ func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer], 
 			return
 		}
 		a, err := answers.Get(r.Context(), p, func(ctx context.Context) (answer, error) {
-			list, total, err := store.ListTutorials(ctx, p)
+			list, err := store.ListTutorials(ctx, p)
 			if err != nil {
 				return answer{}, err
 			}
-			totalPages := (total + p.PerPage - 1) / p.PerPage
-			body, etag, err := encodeEnvelope(http.StatusOK, tutorialPage{
-				Tutorials:  list,
-				Page:       p.Page,
-				PerPage:    p.PerPage,
-				Total:      total,
-				TotalPages: totalPages,
-			})
-			return answer{body: bytes.Clone(body), etag: etag, link: pageLinks(p, totalPages)}, err
+			page := tutorialPage{
+				Tutorials:     list.Tutorials,
+				Page:          p.Page,
+				PerPage:       p.PerPage,
+				Total:         list.Total,
+				TotalRelation: "eq",
+				TotalPages:    (list.Total + p.PerPage - 1) / p.PerPage,
+			}
+			if !list.TotalExact {
+				page.TotalRelation = "gte"
+			}
+			body, etag, err := encodeEnvelope(http.StatusOK, page)
+			return answer{body: bytes.Clone(body), etag: etag, link: pageLinks(p, page.TotalPages, list)}, err
 		})
 		if err != nil {
 			writeError(w, r, err)
@@ -244,10 +255,16 @@ const listPath = "/api/v1/tutorials"
 // default (per_page=20) is left out. The links it makes are relative; the
 // handler puts the request's origin in front of each (see requestOrigin).
 //
+// next also carries a cursor, the position of the page's last item (see
+// cursor.go), so that following it costs the same at any depth; the other
+// links go to a page by its number. Relevance order has no cursor: it pages
+// by number within the window of its search, which is bounded.
+//
 // There is always a first and a last page: an empty list has one, empty,
-// page. No prev on page 1, no next on the last page. A page past the end
-// has no next, and its prev is the last page, back where the items are.
-func pageLinks(p ListParams, totalPages int64) string {
+// page. No prev on page 1. There is a next when an item follows this page,
+// so none on the last page, nor past the end; the prev of a page past the
+// end is the last page, back where the items are.
+func pageLinks(p ListParams, totalPages int64, list TutorialList) string {
 	q := url.Values{}
 	if p.PerPage != defaultPerPage {
 		q.Set("per_page", strconv.FormatInt(p.PerPage, 10))
@@ -266,8 +283,12 @@ func pageLinks(p ListParams, totalPages int64) string {
 	if p.Page > 1 {
 		links = append(links, link(min(p.Page-1, last), "prev"))
 	}
-	if p.Page < last {
+	if list.More && p.Page < math.MaxInt64 {
+		if sort, ok := cursorSort(p); ok {
+			q.Set("cursor", encodeCursor(sort, list.Tutorials[len(list.Tutorials)-1]))
+		}
 		links = append(links, link(p.Page+1, "next"))
+		q.Del("cursor")
 	}
 	links = append(links, link(last, "last"))
 	return strings.Join(links, ", ")
@@ -476,7 +497,7 @@ func newAnswerCaches(versions *cache.Versions, now func() time.Time) answerCache
 		list: cache.New(cache.Options[ListParams, answer]{
 			Version: versions.Latest, MaxEntries: listCacheEntries, MaxBytes: listCacheBytes,
 			Size: func(p ListParams, a answer) int {
-				return len(p.Category) + len(p.Difficulty) + len(p.Query) + len(p.Sort) + a.size()
+				return len(p.Category) + len(p.Difficulty) + len(p.Query) + len(p.Sort) + len(p.After.Key) + a.size()
 			},
 			IdleAfter: releaseAfter, Now: now,
 		}),

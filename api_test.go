@@ -78,7 +78,12 @@ func newTestServer(t *testing.T) *testServer {
 // newTestServerWith starts the API with cfg on a fresh database.
 func newTestServerWith(t *testing.T, cfg config) *testServer {
 	t.Helper()
-	ts := newTestDatabase(t)
+	return serveTestDatabase(t, newTestDatabase(t), cfg)
+}
+
+// serveTestDatabase starts the API with cfg on the database of ts.
+func serveTestDatabase(t *testing.T, ts *testServer, cfg config) *testServer {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(ts.logs, nil))
 	ts.calls = &countingStore{Store: ts.store}
 	api := newServer(cfg, logger, ts.calls, ts.usage, ts.clock.now)
@@ -637,7 +642,7 @@ func TestListTutorials(t *testing.T) {
 
 	t.Run("the first item is whole", func(t *testing.T) {
 		page := decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials?per_page=1", ts.readKey, ""))
-		want := tutorialPage{Tutorials: []TutorialSummary{all[6].TutorialSummary}, Page: 1, PerPage: 1, Total: 7, TotalPages: 7}
+		want := tutorialPage{Tutorials: []TutorialSummary{all[6].TutorialSummary}, Page: 1, PerPage: 1, Total: 7, TotalRelation: "eq", TotalPages: 7}
 		if diff := cmp.Diff(want, page); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
@@ -648,35 +653,35 @@ func TestListTutorials(t *testing.T) {
 		want  tutorialPage
 		slugs []string
 	}{
-		{"", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalPages: 1},
+		{"", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t006", "t005", "t004", "t003", "t002", "t001", "t000"}},
-		{"?sort=published_at", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalPages: 1},
+		{"?sort=published_at", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t001", "t000", "t003", "t002", "t005", "t004", "t006"}},
-		{"?sort=title", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalPages: 1},
+		{"?sort=title", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t003", "t001", "t005", "t000", "t002", "t004", "t006"}},
-		{"?sort=-title", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalPages: 1},
+		{"?sort=-title", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t006", "t004", "t002", "t005", "t000", "t003", "t001"}},
-		{"?per_page=3", tutorialPage{Page: 1, PerPage: 3, Total: 7, TotalPages: 3},
+		{"?per_page=3", tutorialPage{Page: 1, PerPage: 3, Total: 7, TotalRelation: "eq", TotalPages: 3},
 			[]string{"t006", "t005", "t004"}},
-		{"?per_page=3&page=3", tutorialPage{Page: 3, PerPage: 3, Total: 7, TotalPages: 3},
+		{"?per_page=3&page=3", tutorialPage{Page: 3, PerPage: 3, Total: 7, TotalRelation: "eq", TotalPages: 3},
 			[]string{"t000"}},
-		{"?per_page=3&page=4", tutorialPage{Page: 4, PerPage: 3, Total: 7, TotalPages: 3},
+		{"?per_page=3&page=4", tutorialPage{Page: 4, PerPage: 3, Total: 7, TotalRelation: "eq", TotalPages: 3},
 			[]string{}},
-		{"?page=99999999999999999999", tutorialPage{Page: 1<<63 - 1, PerPage: 20, Total: 7, TotalPages: 1},
+		{"?page=99999999999999999999", tutorialPage{Page: 1<<63 - 1, PerPage: 20, Total: 7, TotalRelation: "eq", TotalPages: 1},
 			[]string{}},
-		{"?per_page=101", tutorialPage{Page: 1, PerPage: 100, Total: 7, TotalPages: 1},
+		{"?per_page=101", tutorialPage{Page: 1, PerPage: 100, Total: 7, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t006", "t005", "t004", "t003", "t002", "t001", "t000"}},
-		{"?per_page=99999999999999999999", tutorialPage{Page: 1, PerPage: 100, Total: 7, TotalPages: 1},
+		{"?per_page=99999999999999999999", tutorialPage{Page: 1, PerPage: 100, Total: 7, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t006", "t005", "t004", "t003", "t002", "t001", "t000"}},
-		{"?category=frontend", tutorialPage{Page: 1, PerPage: 20, Total: 3, TotalPages: 1},
+		{"?category=frontend", tutorialPage{Page: 1, PerPage: 20, Total: 3, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t005", "t003", "t001"}},
-		{"?category=front", tutorialPage{Page: 1, PerPage: 20, Total: 0, TotalPages: 0},
+		{"?category=front", tutorialPage{Page: 1, PerPage: 20, Total: 0, TotalRelation: "eq", TotalPages: 0},
 			[]string{}},
-		{"?difficulty=advanced", tutorialPage{Page: 1, PerPage: 20, Total: 2, TotalPages: 1},
+		{"?difficulty=advanced", tutorialPage{Page: 1, PerPage: 20, Total: 2, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t005", "t002"}},
-		{"?difficulty=beginner&category=backend&sort=title", tutorialPage{Page: 1, PerPage: 20, Total: 2, TotalPages: 1},
+		{"?difficulty=beginner&category=backend&sort=title", tutorialPage{Page: 1, PerPage: 20, Total: 2, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t000", "t006"}},
-		{"?unknown=1&q2=x", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalPages: 1},
+		{"?unknown=1&q2=x", tutorialPage{Page: 1, PerPage: 20, Total: 7, TotalRelation: "eq", TotalPages: 1},
 			[]string{"t006", "t005", "t004", "t003", "t002", "t001", "t000"}},
 	}
 	for _, tt := range tests {
@@ -697,7 +702,7 @@ func TestListTutorials(t *testing.T) {
 func TestListEmptyIsAnEmptyArray(t *testing.T) {
 	ts := newTestServer(t)
 	resp := ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, "")
-	if want := `{"tutorials":[],"page":1,"per_page":20,"total":0,"total_pages":0}`; string(resp.data) != want {
+	if want := `{"tutorials":[],"page":1,"per_page":20,"total":0,"total_relation":"eq","total_pages":0}`; string(resp.data) != want {
 		t.Errorf("data = %s, want %s", resp.data, want)
 	}
 }

@@ -359,6 +359,14 @@ func parseListQuery(q url.Values) (ListParams, error) {
 		}
 		p.Sort = s
 	}
+	// A cursor is judged against the sort, so only once the sort is one.
+	if s := q.Get("cursor"); s != "" && (p.Sort == "" || slices.Contains(sortNames, p.Sort)) {
+		sort, _ := cursorSort(p)
+		var err error
+		if p.After, err = decodeCursor(s, sort); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 
 	if len(problems) > 0 {
 		return p, &apiError{http.StatusBadRequest, strings.Join(problems, "; ")}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -35,6 +37,13 @@ func links(t *testing.T, header string) map[string]string {
 	return got
 }
 
+// cursor is the cursor of the position of the item with key and id in
+// sort, as cursor.go documents it: base64url of the JSON [sort, key, id].
+func cursor(sort, key string, id int64) string {
+	b, _ := json.Marshal([]any{sort, key, id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
 func TestLinkHeader(t *testing.T) {
 	ts := newTestServer(t)
 	ts.seed(t, 7, func(i int) map[string]any {
@@ -42,21 +51,24 @@ func TestLinkHeader(t *testing.T) {
 	})
 	const list = "/api/v1/tutorials"
 	abs := ts.url + list // links are absolute: what clients such as Python's requests need
+	// Every tutorial is published at the same time, so the list is in id
+	// order: t006 has id 7, t000 id 1.
+	after := func(id int64) string { return "cursor=" + cursor("-published_at", "2026-01-01T00:00:00Z", id) + "&" }
 
 	tests := []struct {
 		name  string
 		query string
 		want  map[string]string
 	}{
-		{"the first page", "?per_page=2", map[string]string{
+		{"the first page: next starts after its last item", "?per_page=2", map[string]string{
 			"first": abs + "?page=1&per_page=2",
-			"next":  abs + "?page=2&per_page=2",
+			"next":  abs + "?" + after(6) + "page=2&per_page=2",
 			"last":  abs + "?page=4&per_page=2",
 		}},
 		{"a middle page", "?per_page=2&page=2", map[string]string{
 			"first": abs + "?page=1&per_page=2",
 			"prev":  abs + "?page=1&per_page=2",
-			"next":  abs + "?page=3&per_page=2",
+			"next":  abs + "?" + after(4) + "page=3&per_page=2",
 			"last":  abs + "?page=4&per_page=2",
 		}},
 		{"the last page has no next", "?per_page=2&page=4", map[string]string{
@@ -89,8 +101,9 @@ func TestLinkHeader(t *testing.T) {
 		}},
 		{"every known parameter is kept; an unknown one is not", "?q=tutorial&category=frontend&sort=title&per_page=1&x=1&x=2&difficulty=beginner&page=1", map[string]string{
 			"first": abs + "?category=frontend&difficulty=beginner&page=1&per_page=1&q=tutorial&sort=title",
-			"next":  abs + "?category=frontend&difficulty=beginner&page=2&per_page=1&q=tutorial&sort=title",
-			"last":  abs + "?category=frontend&difficulty=beginner&page=3&per_page=1&q=tutorial&sort=title",
+			"next": abs + "?category=frontend&cursor=" + cursor("title", "Tutorial 001", 2) +
+				"&difficulty=beginner&page=2&per_page=1&q=tutorial&sort=title",
+			"last": abs + "?category=frontend&difficulty=beginner&page=3&per_page=1&q=tutorial&sort=title",
 		}},
 		{"per_page is kept as it counts: over 100 is 100", "?per_page=500", map[string]string{
 			"first": abs + "?page=1&per_page=100",
@@ -99,6 +112,17 @@ func TestLinkHeader(t *testing.T) {
 		{"a default is left out", "?per_page=20&page=01", map[string]string{
 			"first": abs + "?page=1",
 			"last":  abs + "?page=1",
+		}},
+		{"a page by cursor is numbered by page", "?" + after(4) + "page=7&per_page=2", map[string]string{
+			"first": abs + "?page=1&per_page=2",
+			"prev":  abs + "?page=4&per_page=2",
+			"next":  abs + "?" + after(2) + "page=8&per_page=2",
+			"last":  abs + "?page=4&per_page=2",
+		}},
+		{"relevance order pages by number", "?q=tutorial&per_page=4", map[string]string{
+			"first": abs + "?page=1&per_page=4&q=tutorial",
+			"next":  abs + "?page=2&per_page=4&q=tutorial",
+			"last":  abs + "?page=2&per_page=4&q=tutorial",
 		}},
 		{"text is escaped", "?q=tutorial%20%3C%3E%2C%22&page=2&per_page=4", map[string]string{
 			"first": abs + "?page=1&per_page=4&q=tutorial+%3C%3E%2C%22",

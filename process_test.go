@@ -283,7 +283,8 @@ func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 	if len(keys) != 1 || keys[0].LastUsedAt.IsZero() {
 		t.Errorf("last_used_at not saved at shutdown: %+v", keys)
 	}
-	page, total, err := store.ListTutorials(context.Background(), ListParams{Page: 1, PerPage: 10, Sort: "-published_at"})
+	list, err := store.ListTutorials(context.Background(), ListParams{Page: 1, PerPage: 10, Sort: "-published_at"})
+	page, total := list.Tutorials, list.Total
 	if err != nil {
 		t.Fatal(err)
 	}

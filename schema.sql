@@ -232,3 +232,93 @@ END;
 -- are set together or not at all.
 ALTER TABLE api_keys ADD COLUMN rate  REAL    CHECK (rate >= 0);
 ALTER TABLE api_keys ADD COLUMN burst INTEGER CHECK (burst >= 0 AND (rate IS NULL) = (burst IS NULL));
+
+-- migration 6: an index for each filter with each sort
+-- A page of the list reads its index from where the page starts. Migration
+-- 1 gave each sort an index, and the filters one each in the default order;
+-- any other combination walked one of them and tested every row it met, or
+-- sorted every row of the filter: at a million tutorials a deep page, or a
+-- small category in title order, read most of the table. With an index per
+-- filter (category, difficulty, both) and sort, every list reads only the
+-- rows it skips and the rows it returns. The "_desc" twins serve the
+-- ascending sorts, as in migration 1.
+CREATE INDEX tutorials_category_desc         ON tutorials (category, published_at, id DESC);
+CREATE INDEX tutorials_category_title        ON tutorials (category, title, id);
+CREATE INDEX tutorials_category_title_desc   ON tutorials (category, title, id DESC);
+CREATE INDEX tutorials_difficulty_desc       ON tutorials (difficulty, published_at, id DESC);
+CREATE INDEX tutorials_difficulty_title      ON tutorials (difficulty, title, id);
+CREATE INDEX tutorials_difficulty_title_desc ON tutorials (difficulty, title, id DESC);
+CREATE INDEX tutorials_both                  ON tutorials (category, difficulty, published_at, id);
+CREATE INDEX tutorials_both_desc             ON tutorials (category, difficulty, published_at, id DESC);
+CREATE INDEX tutorials_both_title            ON tutorials (category, difficulty, title, id);
+CREATE INDEX tutorials_both_title_desc       ON tutorials (category, difficulty, title, id DESC);
+
+-- migration 7: prefix indexes for the first one and two letters of a word
+-- The last word of a search matches as a prefix. For a prefix it has no
+-- index of, FTS5 merges the lists of every word that starts with it before
+-- it returns the first match: at a million tutorials, "a" or "t" matches
+-- most of them and costs seconds. prefix='1 2' keeps, beside each word, its
+-- first letter and its first two as words of their own, so such a prefix is
+-- read like any word, newest match first, as far as the page needs.
+--
+-- FTS5 cannot add a prefix index to an index that exists: the table is made
+-- again and filled from tutorials, as migration 2 did. The triggers that
+-- keep it in step (migration 4) name the table, not its options, and stay
+-- as they are. A rebuild leaves the index in many pieces that every later
+-- write would help merge, a little each, for a long while; 'optimize' merges
+-- them at once.
+DROP TABLE tutorials_fts;
+CREATE VIRTUAL TABLE tutorials_fts USING fts5(
+    title, excerpt, content,
+    content = 'tutorials', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '1 2'
+);
+INSERT INTO tutorials_fts (tutorials_fts) VALUES ('rebuild');
+INSERT INTO tutorials_fts (tutorials_fts) VALUES ('optimize');
+
+-- migration 8: the words of the search index, for the prefix of a search's last word
+-- For a prefix it has no prefix index of, FTS5 merges the lists of every
+-- word that starts with it, whole, before it returns the first match: at a
+-- million tutorials "kube" or "tutorial" costs as much as reading every
+-- tutorial that holds "kubernetes". Asked for the same words by name
+-- ("kubernetes" OR "kubectl"), it reads them lazily, newest first, as far
+-- as the page needs. So the store looks the words up in tutorials_terms,
+-- every word the index holds, by the prefix. (FTS5 has no list of its
+-- words that is cheap to read: fts5vocab counts every match of each word it
+-- lists.)
+--
+-- tutorials_terms must hold every word of the index before anyone can
+-- search for it, including the words of tutorials written with the sqlite3
+-- shell. So the triggers below index each new or changed text a second
+-- time, in tutorials_unfolded: an FTS5 table of the text whose words are not
+-- in tutorials_terms yet, which stores no text (content='') and no
+-- positions (detail=none). The store's writer folds it into tutorials_terms
+-- at the end of each batch of writes (see sqlite.go), and a search asks it
+-- for the words of a prefix only while tutorials_unfolded is empty; until
+-- then, FTS5 merges the prefix's lists as before. A word that leaves the
+-- index stays in tutorials_terms: looked up, it matches nothing.
+CREATE TABLE tutorials_terms (term TEXT PRIMARY KEY) WITHOUT ROWID;
+
+CREATE VIRTUAL TABLE tutorials_unfolded USING fts5(
+    title, excerpt, content,
+    content = '', contentless_delete = 1, detail = none,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- The words of each index, as FTS5 lists them.
+CREATE VIRTUAL TABLE tutorials_fts_terms      USING fts5vocab(tutorials_fts, row);
+CREATE VIRTUAL TABLE tutorials_unfolded_terms USING fts5vocab(tutorials_unfolded, row);
+
+CREATE TRIGGER tutorials_unfolded_insert AFTER INSERT ON tutorials BEGIN
+    INSERT INTO tutorials_unfolded (rowid, title, excerpt, content)
+    VALUES (new.id, new.title, new.excerpt, new.content);
+END;
+
+CREATE TRIGGER tutorials_unfolded_update AFTER UPDATE OF title, excerpt, content ON tutorials BEGIN
+    DELETE FROM tutorials_unfolded WHERE rowid = old.id;
+    INSERT INTO tutorials_unfolded (rowid, title, excerpt, content)
+    VALUES (new.id, new.title, new.excerpt, new.content);
+END;
+
+INSERT INTO tutorials_terms (term) SELECT term FROM tutorials_fts_terms;

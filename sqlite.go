@@ -1,7 +1,8 @@
 package main
 
 // This file is the SQLite engine: the Store of store.go in SQL, one method
-// per operation and one query each, on the tables of schema.sql. How the
+// per operation and one query each, on the tables of schema.sql (the list
+// and the search, which need more, are in sqlite_list.go). How the
 // queries run (the pools, the pragmas, the migrations, group commit,
 // checkpoints, statement reuse, change detection, backups) is the business
 // of internal/sqlitedb; nothing here needs to know it.
@@ -12,9 +13,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"math"
-	"strings"
 	"time"
 
 	"tutorials/internal/sqlitedb"
@@ -28,6 +26,9 @@ var sqliteSchema string
 // sqliteStore is a Store on one SQLite file.
 type sqliteStore struct {
 	db *sqlitedb.DB
+	// bounds keep the cost of every list and search request bounded (see
+	// sqlite_list.go); a test lowers them to reach them on a small database.
+	bounds listBounds
 }
 
 // openSQLite opens (creating if need be) the SQLite database at path.
@@ -35,11 +36,12 @@ func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
 	db, err := sqlitedb.Open(ctx, path, sqliteSchema, sqlitedb.Options{
 		// The writes that run often keep their compiled statements.
 		WriteQueries: []string{insertSQL, patchSQL, replaceSQL, deleteSQL, tutorialBySlugSQL},
+		BatchEnd:     foldTermsSQL,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &sqliteStore{db: db}, nil
+	return &sqliteStore{db: db, bounds: defaultListBounds}, nil
 }
 
 func (s *sqliteStore) Version(ctx context.Context) (int64, error) { return s.db.Version(ctx) }
@@ -110,135 +112,6 @@ const tutorialBySlugSQL = `SELECT ` + fullTutorialColumns + ` FROM tutorials WHE
 
 func (s *sqliteStore) TutorialBySlug(ctx context.Context, slug string) (Tutorial, error) {
 	return scanFullTutorial(s.db.QueryRow(ctx, tutorialBySlugSQL, slug))
-}
-
-// sortOrders maps each sort the API accepts to its ORDER BY. Every order ends
-// in id DESC, so that it is total: rows that tie on the sort key keep one
-// order from page to page, and paging never repeats or skips one.
-var sortOrders = map[string]string{
-	"-published_at": "published_at DESC, id DESC",
-	"published_at":  "published_at ASC, id DESC",
-	"title":         "title ASC, id DESC",
-	"-title":        "title DESC, id DESC",
-}
-
-// relevanceOrder is the default order of a search: best match first (bm25
-// scores lower for better matches), then id DESC, so that it is total too.
-const relevanceOrder = "hits.score ASC, id DESC"
-
-// searchHits is the FTS5 query a search joins tutorials with: the rowids
-// that match, with their score. The weights of bm25 follow the columns
-// (title, excerpt, content): a word in the title counts ten times one in
-// the content, one in the excerpt five times. Only rowid and score come out
-// of it, so the tutorials columns keep their plain names in the rest of the
-// query.
-const searchHits = `(SELECT rowid, bm25(tutorials_fts, 10.0, 5.0, 1.0) AS score
-	FROM tutorials_fts WHERE tutorials_fts MATCH ?) AS hits`
-
-// ListTutorials builds its query from fixed pieces (a filter, a sort from
-// sortOrders, a search); values from the client only ever travel as
-// parameters.
-func (s *sqliteStore) ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error) {
-	sort := p.Sort
-	if sort == "" {
-		sort = "-published_at"
-	}
-	order, ok := sortOrders[sort]
-	if !ok {
-		return nil, 0, fmt.Errorf("list tutorials: unknown sort %q", p.Sort)
-	}
-	from := "tutorials"
-	var where []string
-	var args []any
-	if p.Query != "" {
-		match := ftsQuery(p.Query)
-		if match == "" {
-			// Not the text itself: what people search for stays out of logs.
-			return nil, 0, errors.New("list tutorials: no words to search for")
-		}
-		from = "tutorials JOIN " + searchHits + " ON hits.rowid = tutorials.id"
-		args = append(args, match)
-		if p.Sort == "" {
-			order = relevanceOrder
-		}
-	}
-	if p.Category != "" {
-		where = append(where, "category = ?")
-		args = append(args, p.Category)
-	}
-	if p.Difficulty != "" {
-		where = append(where, "difficulty = ?")
-		args = append(args, p.Difficulty)
-	}
-	filter := ""
-	if len(where) > 0 {
-		filter = " WHERE " + strings.Join(where, " AND ")
-	}
-
-	// A page so far out that its offset would overflow is past the end of
-	// any table: ask for the largest offset SQLite takes instead.
-	offset := int64(math.MaxInt64)
-	if p.Page-1 <= math.MaxInt64/p.PerPage {
-		offset = (p.Page - 1) * p.PerPage
-	}
-
-	// Without a search the total comes from tutorial_counts (see
-	// schema.sql), whose columns have the names of the filter's, not from a
-	// COUNT(*) that would read every matching row. The matches of a search
-	// can only be counted.
-	countQuery := "SELECT COALESCE(SUM(n), 0) FROM tutorial_counts" + filter
-	if p.Query != "" {
-		countQuery = "SELECT COUNT(*) FROM " + from + filter
-	}
-	pageQuery := "SELECT " + tutorialColumns + " FROM " + from + filter + " ORDER BY " + order + " LIMIT ? OFFSET ?"
-
-	var total int64
-	list := []TutorialSummary{} // [] in JSON, never null
-	err := s.db.ReadTx(ctx, func(tx *sqlitedb.Tx) error {
-		if err := tx.QueryRowContext(ctx, countQuery, args...).Scan(&total); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, pageQuery, append(args, p.PerPage, offset)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			t, err := scanTutorial(rows)
-			if err != nil {
-				return err
-			}
-			list = append(list, t)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return list, total, nil
-}
-
-// ftsQuery turns text a person typed into an FTS5 query that finds the
-// tutorials holding all of its words, the last one as a prefix ("flas" finds
-// Flask, as the user is likely still typing it). It returns "" when the text
-// has no word to search for.
-//
-// FTS5 has a query language of its own (AND, OR, NOT, NEAR, "phrases",
-// prefix*, column:filters, parentheses), and text passed to MATCH as it is
-// would be parsed in it: an unbalanced quote or a stray "-" is a syntax
-// error. So each word goes in double quotes, with a quote inside doubled:
-// FTS5 then reads it as a plain phrase, and its tokenizer splits it the same
-// way it split the tutorials ("c++" searches for c, "don't" for the phrase
-// don t).
-func ftsQuery(text string) string {
-	words := searchWords(text)
-	for i, w := range words {
-		words[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
-	}
-	if len(words) == 0 {
-		return ""
-	}
-	return strings.Join(words, " ") + "*"
 }
 
 const insertSQL = `INSERT INTO tutorials

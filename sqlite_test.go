@@ -118,7 +118,8 @@ func TestMigration4KeepsIDsSearchAndTotals(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				tt.p.Page, tt.p.PerPage = 1, 10
-				list, total, err := store.ListTutorials(ctx, tt.p)
+				page, err := store.ListTutorials(ctx, tt.p)
+				list, total := page.Tutorials, page.Total
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -150,11 +151,17 @@ func TestMigration4KeepsIDsSearchAndTotals(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []string{
-			"index tutorials_category", "index tutorials_difficulty",
+			"index tutorials_both", "index tutorials_both_desc", // and the indexes of migration 6
+			"index tutorials_both_title", "index tutorials_both_title_desc",
+			"index tutorials_category", "index tutorials_category_desc",
+			"index tutorials_category_title", "index tutorials_category_title_desc",
+			"index tutorials_difficulty", "index tutorials_difficulty_desc",
+			"index tutorials_difficulty_title", "index tutorials_difficulty_title_desc",
 			"index tutorials_published", "index tutorials_published_desc",
 			"index tutorials_title", "index tutorials_title_desc",
 			"trigger tutorials_count_delete", "trigger tutorials_count_insert", "trigger tutorials_count_update",
 			"trigger tutorials_fts_delete", "trigger tutorials_fts_insert", "trigger tutorials_fts_update",
+			"trigger tutorials_unfolded_insert", "trigger tutorials_unfolded_update", // migration 8's
 			"trigger tutorials_version",
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
@@ -178,7 +185,8 @@ func TestMigration4KeepsIDsSearchAndTotals(t *testing.T) {
 		if err := store.DeleteTutorial(ctx, "go-basics", nil); err != nil {
 			t.Fatal(err)
 		}
-		list, total, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 10, Query: "flask", Category: "backend", Sort: "title"})
+		page, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 10, Query: "flask", Category: "backend", Sort: "title"})
+		list, total := page.Tutorials, page.Total
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +194,7 @@ func TestMigration4KeepsIDsSearchAndTotals(t *testing.T) {
 		if diff := cmp.Diff(want, slugs(list)); diff != "" || total != 3 {
 			t.Errorf("search after writes (-want +got):\n%s\ntotal %d, want 3", diff, total)
 		}
-		if _, total, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 1, Category: "frontend"}); err != nil || total != 0 {
+		if page, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 1, Category: "frontend"}); err != nil || page.Total != 0 {
 			t.Errorf("frontend total %d (%v), want 0", total, err)
 		}
 		checkSearchIndex(t, path)
@@ -249,7 +257,8 @@ func TestCountsMigrationCountsWhatIsThere(t *testing.T) {
 	}
 	defer store.Close()
 	for category, want := range map[string]int64{"": 3, "go": 2, "sql": 1} {
-		_, total, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 1, Category: category})
+		page, err := store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 1, Category: category})
+		total := page.Total
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,6 +28,10 @@ var (
 	// ErrBackupExists is a backup that would overwrite a file the caller
 	// did not say it may replace.
 	ErrBackupExists = errors.New("backup file already exists")
+	// ErrQueryTimeout is a list or a search stopped by its deadline: no
+	// query runs unbounded, so that one request cannot hold a connection
+	// that others wait for.
+	ErrQueryTimeout = errors.New("query took too long")
 )
 
 // Store is everything the server and the commands may ask of the data.
@@ -36,9 +40,11 @@ var (
 type Store interface {
 	// TutorialBySlug returns the tutorial with that slug, or ErrNotFound.
 	TutorialBySlug(ctx context.Context, slug string) (Tutorial, error)
-	// ListTutorials returns one page of tutorials and how many match in
-	// all, the page and the total from one snapshot.
-	ListTutorials(ctx context.Context, p ListParams) ([]TutorialSummary, int64, error)
+	// ListTutorials returns one page of tutorials, with how many match
+	// and whether more follow, all from one snapshot, at a cost that does
+	// not grow with the library: see TutorialList. A page that takes too
+	// long all the same is ErrQueryTimeout.
+	ListTutorials(ctx context.Context, p ListParams) (TutorialList, error)
 	// CreateTutorial stores a new tutorial, created at now, and returns it
 	// as stored; a slug that is taken is ErrSlugTaken.
 	CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error)
@@ -199,7 +205,8 @@ type Precondition struct {
 }
 
 // ListParams selects and orders a page of tutorials. The API has already
-// checked every value.
+// checked every value. It is a comparable value, so that a page may be
+// kept under its parameters.
 type ListParams struct {
 	Page       int64  // from 1
 	PerPage    int64  // 1 to 100
@@ -207,6 +214,36 @@ type ListParams struct {
 	Difficulty string // "" for any
 	Query      string // words to search for, as the user typed them; "" for no search
 	Sort       string // one of sortNames, or "" for the default order
+	// After, when set, is where the page starts: just after that item in
+	// the order of Sort. Page then only numbers the page; it does not
+	// move it. A store never needs to skip rows to find such a page.
+	After Position
+}
+
+// Position is the place of one item in a sorted list: its sort key (the
+// published_at in timeFormat, or the title) and its id, which breaks ties.
+// The zero Position is the start of the list.
+type Position struct {
+	Key string
+	ID  int64
+}
+
+// IsZero reports whether p is the start of the list.
+func (p Position) IsZero() bool { return p == Position{} }
+
+// TutorialList is a page of tutorials and what the API says about it.
+//
+// Total is exact when TotalExact is set. Otherwise it is a lower bound: a
+// search counts its matches only up to a bound, and lists and ranks only
+// that many of them, the newest (see sqlite_list.go), so that its
+// cost does not grow with the library.
+type TutorialList struct {
+	Tutorials  []TutorialSummary
+	Total      int64
+	TotalExact bool
+	// More reports that an item follows the last of this page, so that
+	// the next page, following it, is not empty.
+	More bool
 }
 
 // timeFormat is how every timestamp is stored and returned: RFC 3339 in UTC

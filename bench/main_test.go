@@ -44,10 +44,14 @@ func TestNewDatabaseSeedsWhatTheServerReads(t *testing.T) {
 	}{
 		{"rows", `SELECT COUNT(*) FROM tutorials`, "60"},
 		{"slugs tutorial-1 to tutorial-n", `SELECT COUNT(*) FROM tutorials WHERE slug = 'tutorial-' || id`, "60"},
-		{"about 2 KB of content each", `SELECT MIN(length(content)) >= 2000 AND MAX(length(content)) < 2100 FROM tutorials`, "1"},
+		{"40 to 80 words of content each", `SELECT MIN(n) >= 40 AND MAX(n) <= 80 FROM
+			(SELECT length(content) - length(replace(content, ' ', '')) AS n FROM tutorials)`, "1"},
+		{"every combination of category and difficulty", `SELECT COUNT(*) FROM (SELECT DISTINCT category, difficulty FROM tutorials)`, "18"},
 		{"every category", `SELECT COUNT(DISTINCT category) FROM tutorials`, "6"},
 		{"counts agree", `SELECT SUM(n) FROM tutorial_counts`, "60"},
 		{"search index agrees", `SELECT COUNT(*) FROM tutorials_fts WHERE tutorials_fts MATCH 'benchmark'`, "60"},
+		{"every word of the index in the list of words", `SELECT COUNT(*) FROM tutorials_fts_terms WHERE term NOT IN (SELECT term FROM tutorials_terms)`, "0"},
+		{"nothing left to fold", `SELECT COUNT(*) FROM tutorials_unfolded`, "0"},
 		{"back in WAL mode", `PRAGMA journal_mode`, "wal"},
 		{"intact", `PRAGMA integrity_check`, "ok"},
 	}

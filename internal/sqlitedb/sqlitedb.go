@@ -6,17 +6,18 @@
 //	Open(ctx, path, schema)  open the file, set the pragmas, run the migrations
 //	db.QueryRow, db.Query    read, with statements compiled once and reused
 //	db.ReadTx(ctx, fn)       several reads from one snapshot
+//	db.ScanTx(ctx, fn)       the same, for reads that may take long (see scan.go)
 //	db.Write(ctx, fn)        a write, committed in a group with others (see write.go)
 //	db.Version(ctx)          a number that moves whenever anyone commits (see version.go)
 //	db.WriteFailure()        why writes fail, when the file cannot be written
 //	db.Backup(ctx, dest)     a consistent copy while others read and write
 //	db.Close()
 //
-// It holds two pools on one file: one writer connection and a few readers.
-// SQLite allows one writer at a time anyway; funnelling every write
-// through one connection means writes queue in Go instead of failing with
-// "database is locked", and WAL lets the readers carry on while a write
-// commits.
+// It holds three pools on one file: one writer connection, a few readers,
+// and a smaller pool for the reads that may take long. SQLite allows one
+// writer at a time anyway; funnelling every write through one connection
+// means writes queue in Go instead of failing with "database is locked",
+// and WAL lets the readers carry on while a write commits.
 package sqlitedb
 
 import (
@@ -48,10 +49,12 @@ type DB struct {
 	path  string
 	write *sql.DB // one connection: see write.go
 	read  *sql.DB // readConns connections, each query_only
+	scan  *sql.DB // Options.ScanConns connections for ScanTx, query_only too
 
-	stmts    statements
-	writes   writer
-	versions versionReader
+	stmts     statements // the read pool's
+	scanStmts statements // the scan pool's
+	writes    writer
+	versions  versionReader
 
 	// unwritable is the cause of the last write that failed because the
 	// file could not be written (a full disk, a read-only file or
@@ -80,6 +83,15 @@ type Options struct {
 	// WriteQueries are statements compiled on the writer connection at
 	// Open, for writes that run them often (see Tx).
 	WriteQueries []string
+	// ScanConns is the size of the pool of ScanTx (see scan.go); 0 for
+	// the default.
+	ScanConns int
+	// BatchEnd are statements every batch of writes runs last, inside its
+	// transaction: upkeep that writes call for and that is cheaper done
+	// once for a batch than once for each write. A batch with no write of
+	// its own runs them once the database is open, for what was written
+	// while this program was not running.
+	BatchEnd []string
 }
 
 // Open opens (creating if need be) the database at path and brings its
@@ -129,15 +141,7 @@ func (db *DB) open(ctx context.Context, schema string, opts Options) error {
 		return err
 	}
 
-	// query_only makes a read connection refuse to write, so a slip that
-	// sends a write to the read pool fails loudly instead of racing the
-	// writer.
-	//
-	// cache_size(-256): each read connection caches 256 KiB of pages, not
-	// SQLite's default 2 MB. A read is a lookup or a short range in an
-	// index; the upper pages that every lookup passes through fit, and the
-	// rest come from the system's page cache, which all connections share.
-	db.read, err = sql.Open("sqlite", dsn(db.path, lockWait, "_pragma=query_only(1)&_pragma=cache_size(-256)"))
+	db.read, err = sql.Open("sqlite", dsn(db.path, lockWait, readPragmas))
 	if err != nil {
 		return err
 	}
@@ -148,6 +152,10 @@ func (db *DB) open(ctx context.Context, schema string, opts Options) error {
 	db.read.SetConnMaxLifetime(0)
 	db.stmts.pool = db.read
 
+	if err := db.openScans(opts); err != nil {
+		return err
+	}
+
 	if err := db.versions.start(ctx, db.read); err != nil {
 		return err
 	}
@@ -157,6 +165,13 @@ func (db *DB) open(ctx context.Context, schema string, opts Options) error {
 		return err
 	}
 	db.background.Go(func() { db.writes.commitBatches(db.stop) })
+	if len(opts.BatchEnd) > 0 {
+		// In the background: on a large database the upkeep may take a
+		// while, and the readers need not wait for it.
+		db.background.Go(func() {
+			db.Write(context.Background(), func(context.Context, *Tx) error { return nil })
+		})
+	}
 	every := opts.CheckpointEvery
 	if every == 0 {
 		every = checkpointEvery
@@ -164,6 +179,17 @@ func (db *DB) open(ctx context.Context, schema string, opts Options) error {
 	db.background.Go(func() { db.writes.checkpoints(db.stop, every) })
 	return nil
 }
+
+// readPragmas are the read pools' own settings.
+//
+// query_only makes a read connection refuse to write, so a slip that sends
+// a write to a read pool fails loudly instead of racing the writer.
+//
+// cache_size(-256): each read connection caches 256 KiB of pages, not
+// SQLite's default 2 MB. A read is a lookup or a short range in an index;
+// the upper pages that every lookup passes through fit, and the rest come
+// from the system's page cache, which all connections share.
+const readPragmas = "_pragma=query_only(1)&_pragma=cache_size(-256)"
 
 // dsn builds the data source name for path. The pragmas live in the DSN, not
 // in an Exec after Open, because database/sql opens connections whenever it
@@ -213,9 +239,11 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		close(db.stop)
 		db.background.Wait()
-		errs = append(errs, db.writes.close(), db.versions.close(), db.stmts.close())
-		if db.read != nil {
-			errs = append(errs, db.read.Close())
+		errs = append(errs, db.writes.close(), db.versions.close(), db.stmts.close(), db.scanStmts.close())
+		for _, pool := range []*sql.DB{db.read, db.scan} {
+			if pool != nil {
+				errs = append(errs, pool.Close())
+			}
 		}
 		if db.write != nil {
 			errs = append(errs, db.write.Close())

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -130,6 +131,65 @@ func TestBatchCommitsEachWriteOrUndoesItAlone(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"first", "taken", "last"}, notes(t, path)); diff != "" {
 		t.Errorf("on disk (-want +got):\n%s", diff)
+	}
+}
+
+func TestEveryBatchEndsWithItsUpkeep(t *testing.T) {
+	// The upkeep marks the notes written since it last ran.
+	opts := Options{CheckpointEvery: -1, BatchEnd: []string{`UPDATE notes SET pad = 'kept' WHERE pad = ''`}}
+	path := filepath.Join(t.TempDir(), "test.db")
+	ctx := context.Background()
+
+	// A note written while no program had the database open...
+	db, err := Open(ctx, path, testSchema, Options{CheckpointEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Exec(`INSERT INTO notes (body) VALUES ('written while closed')`); err != nil {
+		t.Fatal(err)
+	}
+	pads := func() []string {
+		t.Helper()
+		var got []string
+		rows, err := other.Query(`SELECT body || ': ' || pad FROM notes ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s string
+			rows.Scan(&s)
+			got = append(got, s)
+		}
+		return got
+	}
+
+	// ...is kept by a batch of its own once the database opens...
+	db, err = Open(ctx, path, testSchema, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	want := []string{"written while closed: kept"}
+	for deadline := time.Now().Add(10 * time.Second); !slices.Equal(pads(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("after open: %q, want %q", pads(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// ...and a write by the batch it is in: when the write returns, its
+	// upkeep is done.
+	if err := db.Write(ctx, insert("written")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"written while closed: kept", "written: kept"}, pads()); diff != "" {
+		t.Errorf("after a write (-want +got):\n%s", diff)
 	}
 }
 

@@ -75,20 +75,32 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 
 // ReadTx runs fn in a read-only transaction: every query of fn sees the
 // same snapshot of the database, whatever commits meanwhile.
+func (db *DB) ReadTx(ctx context.Context, fn func(*Tx) error) error {
+	return readTx(ctx, db.read, &db.stmts, fn)
+}
+
+// ScanTx is ReadTx on the scan pool, for reads that may take long: see
+// scan.go.
+func (db *DB) ScanTx(ctx context.Context, fn func(*Tx) error) error {
+	return readTx(ctx, db.scan, &db.scanStmts, fn)
+}
+
+// readTx runs fn in a read-only transaction on pool, whose compiled
+// statements are stmts.
 //
 // Inside it, a query that is not compiled yet is compiled on the
 // transaction's own connection, once, and on the pool after the
 // transaction ends. Compiling it on the pool while the transaction holds
 // one of its connections could wait forever, once every connection is held
 // that way.
-func (db *DB) ReadTx(ctx context.Context, fn func(*Tx) error) error {
-	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+func readTx(ctx context.Context, pool *sql.DB, stmts *statements, fn func(*Tx) error) error {
+	tx, err := pool.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
 	var missed []string
 	t := &Tx{tx: tx, stmt: func(query string) *sql.Stmt {
-		st := db.stmts.lookup(query)
+		st := stmts.lookup(query)
 		if st == nil {
 			missed = append(missed, query)
 		}
@@ -97,7 +109,7 @@ func (db *DB) ReadTx(ctx context.Context, fn func(*Tx) error) error {
 	err = fn(t)
 	tx.Rollback() // read-only: nothing to commit
 	for _, q := range missed {
-		db.stmts.get(ctx, q) // an error here only means compiling again next time
+		stmts.get(ctx, q) // an error here only means compiling again next time
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sync/atomic"
 )
 
@@ -31,9 +32,10 @@ const (
 // commitBatches, runs every write, and checkpoints copies the WAL into the
 // database file beside it (checkpoint.go).
 type writer struct {
-	db     *DB
-	writes chan *pendingWrite
-	stmts  map[string]*sql.Stmt // compiled on the writer: see start
+	db       *DB
+	writes   chan *pendingWrite
+	stmts    map[string]*sql.Stmt // compiled on the writer: see start
+	batchEnd []string             // Options.BatchEnd
 
 	walLimit   int
 	walTooLong atomic.Bool // the checkpointer asking for a checkpoint between batches
@@ -73,8 +75,9 @@ func (w *writer) start(ctx context.Context, db *DB, opts Options) error {
 	if w.walLimit == 0 {
 		w.walLimit = walResetFrames
 	}
+	w.batchEnd = opts.BatchEnd
 	w.stmts = make(map[string]*sql.Stmt)
-	for _, q := range append([]string{savepointSQL, rollbackToSQL, releaseSQL}, opts.WriteQueries...) {
+	for _, q := range slices.Concat([]string{savepointSQL, rollbackToSQL, releaseSQL}, opts.WriteQueries, opts.BatchEnd) {
 		st, err := db.write.PrepareContext(ctx, q)
 		if err != nil {
 			return err
@@ -136,8 +139,8 @@ func (w *writer) commitBatches(stop <-chan struct{}) {
 	}
 }
 
-// commitBatch writes a batch in one transaction and tells each write how it
-// went.
+// commitBatch writes a batch in one transaction, then runs the upkeep of
+// Options.BatchEnd in it, and tells each write how it went.
 //
 // The statements run on a context that is never cancelled. A cancelled
 // context makes the driver interrupt SQLite, and an interrupted write rolls
@@ -157,6 +160,11 @@ func (w *writer) commitBatch(batch []*pendingWrite) {
 			var err error
 			if results[i], err = t.inSavepoint(ctx, p.fn); err != nil {
 				return err // the transaction is in doubt: fail the batch
+			}
+		}
+		for _, q := range w.batchEnd {
+			if _, err := t.ExecContext(ctx, q); err != nil {
+				return err
 			}
 		}
 		return nil
