@@ -68,6 +68,8 @@ func TestSearchPrefixOfMoreWordsThanLookedUp(t *testing.T) {
 		{"brewer", []string{"brewery", "brewer"}},          // two words, looked up
 		{"brewery", []string{"brewery"}},                   // one
 		{"brewers", []string{}},                            // none
+		{"brewing brewer", []string{}},                     // a word, then two words looked up
+		{"brewer brewer", []string{"brewer"}},
 	}
 	for _, tt := range tests {
 		found, _ := ts.search(t, "q="+url.QueryEscape(tt.q))

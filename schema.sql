@@ -290,19 +290,22 @@ INSERT INTO tutorials_fts (tutorials_fts) VALUES ('optimize');
 --
 -- tutorials_terms must hold every word of the index before anyone can
 -- search for it, including the words of tutorials written with the sqlite3
--- shell. So the triggers below index each new or changed text a second
--- time, in tutorials_unfolded: an FTS5 table of the text whose words are not
--- in tutorials_terms yet, which stores no text (content='') and no
--- positions (detail=none). The store's writer folds it into tutorials_terms
--- at the end of each batch of writes (see sqlite.go), and a search asks it
--- for the words of a prefix only while tutorials_unfolded is empty; until
--- then, FTS5 merges the prefix's lists as before. A word that leaves the
--- index stays in tutorials_terms: looked up, it matches nothing.
+-- shell. So the triggers below note the id of each new or changed text in
+-- tutorials_unfolded_ids, and the store's writer folds their words into
+-- tutorials_terms at the end of each batch of writes (see sqlite_list.go):
+-- it indexes their text in tutorials_unfolded, an FTS5 table that stores no
+-- text (content='') and no positions (detail=none), reads its words, and
+-- empties it. Once a batch, not once a write: FTS5 writes its index out at
+-- the end of every statement. A search asks tutorials_terms for the words
+-- of a prefix only while no id waits; until then, FTS5 merges the prefix's
+-- lists as before. A word that leaves the index stays in tutorials_terms:
+-- looked up, it matches nothing.
 CREATE TABLE tutorials_terms (term TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE tutorials_unfolded_ids (id INTEGER PRIMARY KEY);
 
 CREATE VIRTUAL TABLE tutorials_unfolded USING fts5(
     title, excerpt, content,
-    content = '', contentless_delete = 1, detail = none,
+    content = '', detail = none,
     tokenize = 'unicode61 remove_diacritics 2'
 );
 
@@ -311,14 +314,11 @@ CREATE VIRTUAL TABLE tutorials_fts_terms      USING fts5vocab(tutorials_fts, row
 CREATE VIRTUAL TABLE tutorials_unfolded_terms USING fts5vocab(tutorials_unfolded, row);
 
 CREATE TRIGGER tutorials_unfolded_insert AFTER INSERT ON tutorials BEGIN
-    INSERT INTO tutorials_unfolded (rowid, title, excerpt, content)
-    VALUES (new.id, new.title, new.excerpt, new.content);
+    INSERT OR IGNORE INTO tutorials_unfolded_ids (id) VALUES (new.id);
 END;
 
 CREATE TRIGGER tutorials_unfolded_update AFTER UPDATE OF title, excerpt, content ON tutorials BEGIN
-    DELETE FROM tutorials_unfolded WHERE rowid = old.id;
-    INSERT INTO tutorials_unfolded (rowid, title, excerpt, content)
-    VALUES (new.id, new.title, new.excerpt, new.content);
+    INSERT OR IGNORE INTO tutorials_unfolded_ids (id) VALUES (new.id);
 END;
 
 INSERT INTO tutorials_terms (term) SELECT term FROM tutorials_fts_terms;

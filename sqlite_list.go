@@ -223,7 +223,9 @@ func (s *sqliteStore) searchPage(ctx context.Context, tx *sqlitedb.Tx, p ListPar
 		// No tutorial holds a word that starts with the last one.
 		return TutorialList{Tutorials: []TutorialSummary{}, TotalExact: true}, err
 	}
-	match := strings.Join(phrases, " ")
+	// Explicit ANDs: FTS5 reads two phrases side by side as both, but not a
+	// phrase beside the parenthesised words of a prefix (see prefixMatch).
+	match := strings.Join(phrases, " AND ")
 	ids, complete, err := s.searchWindow(ctx, tx, p, match)
 	if err != nil {
 		return TutorialList{}, err
@@ -269,7 +271,7 @@ func (s *sqliteStore) searchPage(ctx context.Context, tx *sqlitedb.Tx, p ListPar
 		WHERE tutorials_fts MATCH :rare AND tutorials_fts.rowid >= :lowest
 			AND +tutorials_fts.rowid IN (SELECT value FROM json_each(:window))
 		ORDER BY `+relevanceOrder+` LIMIT :limit OFFSET :offset`,
-		sql.Named("rare", strings.Join(rare, " ")), sql.Named("lowest", lowest), args[0],
+		sql.Named("rare", strings.Join(rare, " AND ")), sql.Named("lowest", lowest), args[0],
 		sql.Named("limit", p.PerPage+1), sql.Named("offset", offset))
 	return list, err
 }
@@ -393,22 +395,26 @@ func (s *sqliteStore) searchPhrases(ctx context.Context, tx *sqlitedb.Tx, words 
 }
 
 // foldTermsSQL add the words of the text written since they last ran to
-// tutorials_terms (see migration 8 in schema.sql), and empty
-// tutorials_unfolded: the writer runs them at the end of every batch. The
-// second sends FTS5 its command only when there is something to empty, so
-// that a batch that wrote no text writes no page for it.
+// tutorials_terms (see migration 8 in schema.sql): the writer runs them at
+// the end of every batch. They index that text in tutorials_unfolded, read
+// its words, and empty it and tutorials_unfolded_ids. The emptying sends
+// FTS5 its command only when there is something to empty, so that a batch
+// that wrote no text writes no page for it.
 var foldTermsSQL = []string{
+	`INSERT INTO tutorials_unfolded (rowid, title, excerpt, content)
+		SELECT id, title, excerpt, content FROM tutorials WHERE id IN (SELECT id FROM tutorials_unfolded_ids)`,
 	`INSERT OR IGNORE INTO tutorials_terms (term) SELECT term FROM tutorials_unfolded_terms`,
 	`INSERT INTO tutorials_unfolded (tutorials_unfolded)
 		SELECT 'delete-all' WHERE EXISTS (SELECT 1 FROM tutorials_unfolded)`,
+	`DELETE FROM tutorials_unfolded_ids`,
 }
 
 // prefixMatch returns the FTS5 query of the words of the index that start
 // with word, each by name ("kubernetes" OR "kubectl"), which FTS5 reads
 // lazily, newest match first, where for a prefix query it would merge every
 // one of their lists first. "" means no word starts with it. ok is false
-// when FTS5's own prefix query must do: while tutorials_unfolded holds
-// words that tutorials_terms does not have yet; for a prefix of one or two
+// when FTS5's own prefix query must do: while tutorials_unfolded_ids names
+// text whose words tutorials_terms may not have yet; for a prefix of one or two
 // letters, which has an index of its own (migration 7) and may start
 // thousands of words; for a prefix of more words than bounds.expansions;
 // and for a word that is not plain ASCII letters and digits, the only words
@@ -421,7 +427,7 @@ func (s *sqliteStore) prefixMatch(ctx context.Context, tx *sqlitedb.Tx, word str
 		return "", false, nil
 	}
 	var pending bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM tutorials_unfolded)`).Scan(&pending); err != nil || pending {
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM tutorials_unfolded_ids)`).Scan(&pending); err != nil || pending {
 		return "", false, err
 	}
 	from := strings.ToLower(word)

@@ -143,8 +143,11 @@ func seed(path string, n int) error {
 	// list a search looks prefixes up in. Done here, the server need not
 	// do it for a million tutorials when it starts.
 	for _, q := range []string{
+		`INSERT INTO tutorials_unfolded (rowid, title, excerpt, content)
+			SELECT id, title, excerpt, content FROM tutorials WHERE id IN (SELECT id FROM tutorials_unfolded_ids)`,
 		`INSERT OR IGNORE INTO tutorials_terms (term) SELECT term FROM tutorials_unfolded_terms`,
 		`INSERT INTO tutorials_unfolded (tutorials_unfolded) VALUES ('delete-all')`,
+		`DELETE FROM tutorials_unfolded_ids`,
 	} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
