@@ -2,9 +2,9 @@ package main
 
 import (
 	"os"
-	"sync"
 	"testing"
 	"time"
+	"tutorials/internal/fakeclock"
 )
 
 // fakeClock is the clock of the test servers: it stands still until a test
@@ -15,10 +15,7 @@ import (
 // duration such as 8760h or -8760h) when that is set, so that the suite can
 // be run as if it were a year later or earlier: no test may pass only
 // before or only after some date (see the README's section on the tests).
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock struct{ *fakeclock.Clock }
 
 func newFakeClock(t testing.TB) *fakeClock {
 	t.Helper()
@@ -31,17 +28,9 @@ func newFakeClock(t testing.TB) *fakeClock {
 	}
 	// Whole seconds, as the server stores them, so that a time a test
 	// reads off the clock is the time it will find in a response.
-	return &fakeClock{t: time.Now().Add(shift).UTC().Truncate(time.Second)}
+	return &fakeClock{fakeclock.New(time.Now().Add(shift).UTC().Truncate(time.Second))}
 }
 
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
+func (c *fakeClock) now() time.Time { return c.Now() }
 
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func (c *fakeClock) advance(d time.Duration) { c.Advance(d) }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -358,11 +359,26 @@ func startServe(t *testing.T, db string, flags ...string) *serving {
 // and waits until it listens.
 func startServeWith(t *testing.T, vars map[string]string, args ...string) *serving {
 	t.Helper()
+	s, log := newServing()
+	return s.start(t, vars, log, log, args...)
+}
+
+// newServing returns a serving not started yet, and the log that watches
+// its stderr for the address it listens on.
+func newServing() (*serving, *watchedLog) {
+	s := &serving{stderr: &syncBuffer{}, done: make(chan error, 1)}
+	return s, &watchedLog{syncBuffer: s.stderr, addr: make(chan string, 1)}
+}
+
+// start runs the program with args, no environment but vars, and its
+// stderr on stderr, and waits until log, which sees what it writes, shows
+// where it listens.
+func (s *serving) start(t *testing.T, vars map[string]string, stderr io.Writer, log *watchedLog, args ...string) *serving {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &serving{stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
-	log := &watchedLog{syncBuffer: s.stderr, addr: make(chan string, 1)}
+	s.stop = cancel
 	go func() {
-		s.done <- run(ctx, args, env(vars), &bytes.Buffer{}, log)
+		s.done <- run(ctx, args, env(vars), &bytes.Buffer{}, stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()

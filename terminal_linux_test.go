@@ -15,7 +15,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 	"unsafe"
 )
 
@@ -50,28 +49,9 @@ func openTerminal(t *testing.T) (pty, tty *os.File) {
 func startServeOnTerminal(t *testing.T, db string) *serving {
 	t.Helper()
 	pty, tty := openTerminal(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &serving{stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
-	log := &watchedLog{syncBuffer: s.stderr, addr: make(chan string, 1)}
+	s, log := newServing()
 	go io.Copy(log, pty) // until the terminal closes
-	go func() {
-		s.done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", db}, env(nil), io.Discard, tty)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-s.done
-	})
-	select {
-	case addr := <-log.addr:
-		s.url = "http://" + addr
-		return s
-	case err := <-s.done:
-		s.done <- err
-		t.Fatalf("serve stopped: %v\n%s", err, s.stderr)
-	case <-time.After(time.Minute):
-		t.Fatalf("serve did not start listening:\n%s", s.stderr)
-	}
-	return nil
+	return s.start(t, nil, tty, log, "-addr", "127.0.0.1:0", "-db", db)
 }
 
 func TestServeBootstrapsAKeyOnce(t *testing.T) {

@@ -54,6 +54,24 @@ func (e HealthEnvelopeDataStatus) Valid() bool {
 	}
 }
 
+// Defines values for TutorialPageTotalRelation.
+const (
+	Eq  TutorialPageTotalRelation = "eq"
+	Gte TutorialPageTotalRelation = "gte"
+)
+
+// Valid indicates whether the value is a known member of the TutorialPageTotalRelation enum.
+func (e TutorialPageTotalRelation) Valid() bool {
+	switch e {
+	case Eq:
+		return true
+	case Gte:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Sort.
 const (
 	SortMinusPublishedAt Sort = "-published_at"
@@ -209,11 +227,19 @@ type TutorialPage struct {
 	Page    int `json:"page"`
 	PerPage int `json:"per_page"`
 
-	// Total Tutorials that match, on all pages.
-	Total      int               `json:"total"`
-	TotalPages int               `json:"total_pages"`
-	Tutorials  []TutorialSummary `json:"tutorials"`
+	// Total Tutorials that match, on all pages; a lower bound when `total_relation` is `gte`.
+	Total int `json:"total"`
+
+	// TotalPages Pages of `total`.
+	TotalPages int `json:"total_pages"`
+
+	// TotalRelation What `total` is: `eq`, the number of matches; `gte`, a lower bound of it, when a search matches more tutorials than it counts (1,000, its newest matches, which are then all its pages hold). As Elasticsearch's `track_total_hits`.
+	TotalRelation TutorialPageTotalRelation `json:"total_relation"`
+	Tutorials     []TutorialSummary         `json:"tutorials"`
 }
+
+// TutorialPageTotalRelation What `total` is: `eq`, the number of matches; `gte`, a lower bound of it, when a search matches more tutorials than it counts (1,000, its newest matches, which are then all its pages hold). As Elasticsearch's `track_total_hits`.
+type TutorialPageTotalRelation string
 
 // TutorialPageEnvelope defines model for TutorialPageEnvelope.
 type TutorialPageEnvelope struct {
@@ -272,6 +298,9 @@ type TutorialWhole struct {
 // Category defines model for Category.
 type Category = string
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -314,6 +343,9 @@ type PayloadTooLarge = ErrorEnvelope
 // PreconditionFailed Examples: {"data":null,"error":"Tutorial not found","status":404}
 type PreconditionFailed = ErrorEnvelope
 
+// TooLong Examples: {"data":null,"error":"Tutorial not found","status":404}
+type TooLong = ErrorEnvelope
+
 // TooManyRequests Examples: {"data":null,"error":"Tutorial not found","status":404}
 type TooManyRequests = ErrorEnvelope
 
@@ -351,6 +383,9 @@ type ListTutorialsParams struct {
 
 	// Sort The order; the default is relevance when searching, else `-published_at`.
 	Sort *ListTutorialsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Cursor Where the page starts: just after the item this cursor names, in the list's sort. Opaque: copy it from the `next` link of the `Link` header, which carries it for every order but relevance (a search without `sort` pages by number, within its 1,000 matches). With a cursor, `page` only numbers the page. A cursor that cannot be read, or that belongs to another sort, is a 400 (`cursor is not valid`, `cursor belongs to another sort`).
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// IfNoneMatch ETags the client holds, or `*`: when one matches (weak comparison) the answer is 304 with no body.
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
@@ -477,6 +512,8 @@ type ClientInterface interface {
 	//
 	// Items carry every field but `content`. The order is total: ties on the sort key are broken by `id` descending. A page past the end is a 200 with an empty list and the true totals. Unknown parameters are ignored.
 	//
+	// Every request costs about the same however large the library: a search counts, ranks and sorts at most its newest 1,000 matches (past that, `total` is 1,000 with `total_relation` `gte`, a lower bound, and the pages end with those 1,000); a search with a filter looks at most at the newest 20,000 matches of its words. Relevance is bm25 over the words found in at most 100,000 tutorials: a word in more must match but does not count, and a search of such words alone lists its matches newest first. Following the `Link` header's `next` (which carries a `cursor`) costs the same at any depth; a page asked for by number alone skips every item before it, and may cost more far from the start. A request that runs past its deadline is a 503.
+	//
 	// Corresponds with GET /api/v1/tutorials (the `ListTutorials` operationId).
 	ListTutorials(ctx context.Context, params *ListTutorialsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -566,6 +603,8 @@ func (c *Client) GetOpenAPI(ctx context.Context, params *GetOpenAPIParams, reqEd
 // ListTutorials List tutorials, a page at a time, optionally searched and filtered
 //
 // Items carry every field but `content`. The order is total: ties on the sort key are broken by `id` descending. A page past the end is a 200 with an empty list and the true totals. Unknown parameters are ignored.
+//
+// Every request costs about the same however large the library: a search counts, ranks and sorts at most its newest 1,000 matches (past that, `total` is 1,000 with `total_relation` `gte`, a lower bound, and the pages end with those 1,000); a search with a filter looks at most at the newest 20,000 matches of its words. Relevance is bm25 over the words found in at most 100,000 tutorials: a word in more must match but does not count, and a search of such words alone lists its matches newest first. Following the `Link` header's `next` (which carries a `cursor`) costs the same at any depth; a page asked for by number alone skips every item before it, and may cost more far from the start. A request that runs past its deadline is a 503.
 //
 // Corresponds with GET /api/v1/tutorials (the `ListTutorials` operationId).
 func (c *Client) ListTutorials(ctx context.Context, params *ListTutorialsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -868,6 +907,18 @@ func NewListTutorialsRequest(server string, params *ListTutorialsParams) (*http.
 		if params.Sort != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1252,6 +1303,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Items carry every field but `content`. The order is total: ties on the sort key are broken by `id` descending. A page past the end is a 200 with an empty list and the true totals. Unknown parameters are ignored.
 	//
+	// Every request costs about the same however large the library: a search counts, ranks and sorts at most its newest 1,000 matches (past that, `total` is 1,000 with `total_relation` `gte`, a lower bound, and the pages end with those 1,000); a search with a filter looks at most at the newest 20,000 matches of its words. Relevance is bm25 over the words found in at most 100,000 tutorials: a word in more must match but does not count, and a search of such words alone lists its matches newest first. Following the `Link` header's `next` (which carries a `cursor`) costs the same at any depth; a page asked for by number alone skips every item before it, and may cost more far from the start. A request that runs past its deadline is a 503.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/tutorials (the `ListTutorials` operationId).
@@ -1422,6 +1475,8 @@ type ListTutorialsResponse struct {
 	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TooLong
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListTutorialsResponse200Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
@@ -1455,6 +1510,11 @@ func (r ListTutorialsResponse) GetJSON429() *TooManyRequests {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListTutorialsResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListTutorialsResponse) GetJSON503() *TooLong {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2149,6 +2209,8 @@ func (c *ClientWithResponses) GetOpenAPIWithResponse(ctx context.Context, params
 //
 // Items carry every field but `content`. The order is total: ties on the sort key are broken by `id` descending. A page past the end is a 200 with an empty list and the true totals. Unknown parameters are ignored.
 //
+// Every request costs about the same however large the library: a search counts, ranks and sorts at most its newest 1,000 matches (past that, `total` is 1,000 with `total_relation` `gte`, a lower bound, and the pages end with those 1,000); a search with a filter looks at most at the newest 20,000 matches of its words. Relevance is bm25 over the words found in at most 100,000 tutorials: a word in more must match but does not count, and a search of such words alone lists its matches newest first. Following the `Link` header's `next` (which carries a `cursor`) costs the same at any depth; a page asked for by number alone skips every item before it, and may cost more far from the start. A request that runs past its deadline is a 503.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/tutorials (the `ListTutorials` operationId).
@@ -2388,6 +2450,13 @@ func ParseListTutorialsResponse(rsp *http.Response) (*ListTutorialsResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TooLong
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 

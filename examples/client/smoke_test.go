@@ -81,7 +81,7 @@ func TestGeneratedClient(t *testing.T) {
 		wantPage := client.TutorialPageEnvelope{
 			Data: client.TutorialPage{
 				Tutorials: []client.TutorialSummary{summary(tut)},
-				Page:      1, PerPage: 20, Total: 1, TotalPages: 1,
+				Page:      1, PerPage: 20, Total: 1, TotalPages: 1, TotalRelation: client.Eq,
 			},
 			Error:  nullable.NewNullNullable[any](),
 			Status: http.StatusOK,

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"tutorials/internal/fakeclock"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -50,34 +51,16 @@ func (s *source) commit() {
 	s.mu.Unlock()
 }
 
-// clock is a clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // newTestCache is a cache of strings on src, with room for 10 entries and
 // 1,000 bytes, idle after a minute on clk.
-func newTestCache(src *source, clk *clock) *Cache[string, string] {
+func newTestCache(src *source, clk *fakeclock.Clock) *Cache[string, string] {
 	return New(Options[string, string]{
 		Version:    src.Version,
 		MaxEntries: 10,
 		MaxBytes:   1000,
 		Size:       func(k, v string) int { return len(k) + len(v) },
 		IdleAfter:  time.Minute,
-		Now:        clk.now,
+		Now:        clk.Now,
 	})
 }
 
@@ -93,7 +76,7 @@ func get(t *testing.T, c *Cache[string, string], src *source, key string) string
 
 func TestGetServesAnEntryOnlyAtTheVersionItWasReadAt(t *testing.T) {
 	src := &source{version: 1}
-	c := newTestCache(src, &clock{})
+	c := newTestCache(src, fakeclock.New(time.Now()))
 	type result struct {
 		Value string
 		Loads int // in all, after the Get
@@ -123,7 +106,7 @@ func TestGetServesAnEntryOnlyAtTheVersionItWasReadAt(t *testing.T) {
 
 func TestGetReadsTheVersionBeforeTheData(t *testing.T) {
 	src := &source{version: 1}
-	c := newTestCache(src, &clock{})
+	c := newTestCache(src, fakeclock.New(time.Now()))
 	// A commit lands between the reading of the version and the load: the
 	// value is newer than the version it is kept under, never older.
 	v, err := c.Get(context.Background(), "a", func(ctx context.Context) (string, error) {
@@ -191,7 +174,7 @@ func TestNoValueOlderThanTheDatabase(t *testing.T) {
 
 func TestErrorsAreNotKept(t *testing.T) {
 	src := &source{version: 1}
-	c := newTestCache(src, &clock{})
+	c := newTestCache(src, fakeclock.New(time.Now()))
 	missing := errors.New("not found")
 	loads := 0
 	for range 2 {
@@ -282,22 +265,22 @@ func TestBounds(t *testing.T) {
 
 func TestReleaseIfIdle(t *testing.T) {
 	src := &source{version: 1}
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Now())
 	c := newTestCache(src, clk)
 	held := func() [2]int { return [2]int{c.Len(), c.Bytes()} }
 
 	get(t, c, src, "a")
 	full := held()
-	clk.advance(time.Minute - time.Nanosecond)
+	clk.Advance(time.Minute - time.Nanosecond)
 	if c.ReleaseIfIdle() || held() != full {
 		t.Fatalf("released before a quiet minute: holds %v, want %v", held(), full)
 	}
 	get(t, c, src, "a") // a Get starts the quiet spell over
-	clk.advance(time.Minute - time.Nanosecond)
+	clk.Advance(time.Minute - time.Nanosecond)
 	if c.ReleaseIfIdle() || held() != full {
 		t.Fatalf("released a minute after the first Get, not the last: holds %v, want %v", held(), full)
 	}
-	clk.advance(time.Nanosecond)
+	clk.Advance(time.Nanosecond)
 	if !c.ReleaseIfIdle() || held() != [2]int{0, 0} {
 		t.Errorf("after a quiet minute: holds %v, want nothing", held())
 	}
@@ -308,9 +291,9 @@ func TestReleaseIfIdle(t *testing.T) {
 		t.Errorf("after the release: %d entries, %d loads; want it loaded again and kept", c.Len(), src.loads)
 	}
 
-	never := New(Options[string, string]{Version: src.Version, MaxEntries: 1, MaxBytes: 1000, Now: clk.now})
+	never := New(Options[string, string]{Version: src.Version, MaxEntries: 1, MaxBytes: 1000, Now: clk.Now})
 	get(t, never, src, "a")
-	clk.advance(1000 * time.Hour)
+	clk.Advance(1000 * time.Hour)
 	if never.ReleaseIfIdle() || never.Len() != 1 {
 		t.Error("a cache with no IdleAfter was released")
 	}
@@ -318,7 +301,7 @@ func TestReleaseIfIdle(t *testing.T) {
 
 func TestClear(t *testing.T) {
 	src := &source{version: 1}
-	c := newTestCache(src, &clock{})
+	c := newTestCache(src, fakeclock.New(time.Now()))
 	get(t, c, src, "a")
 	c.Clear()
 	if c.Len() != 0 || c.Bytes() != 0 {

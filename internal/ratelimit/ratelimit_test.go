@@ -3,31 +3,10 @@ package ratelimit
 import (
 	"fmt"
 	"math"
-	"sync"
 	"testing"
 	"time"
+	"tutorials/internal/fakeclock"
 )
-
-// clock is a clock the tests move by hand, from a start that is no
-// particular day.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // RetryAfter is held to its promise for many rates and moments: a client
 // that waits as long as it says, in whole seconds rounded up as the
@@ -38,23 +17,23 @@ func TestRetryAfterIsNeverEarly(t *testing.T) {
 		refill := time.Duration(float64(time.Second) / perSecond)
 		for _, fraction := range []float64{0, 0.123, 0.5, 0.999} {
 			t.Run(fmt.Sprintf("rate %v, %v of a refill later", perSecond, fraction), func(t *testing.T) {
-				clock := newClock()
-				l, limit := New(clock.now), Limit{Rate: perSecond, Burst: 1}
+				clock := fakeclock.New(time.Now())
+				l, limit := New(clock.Now), Limit{Rate: perSecond, Burst: 1}
 				l.Take("k", limit)
-				clock.advance(time.Duration(fraction * float64(refill)))
+				clock.Advance(time.Duration(fraction * float64(refill)))
 				st := l.Take("k", limit)
 				if st.Allowed {
 					t.Fatal("allowed before the bucket refilled")
 				}
 				retry := time.Duration(max(1, math.Ceil(st.RetryAfter.Seconds()))) * time.Second
 				if retry > time.Second {
-					clock.advance(retry - time.Second)
+					clock.Advance(retry - time.Second)
 					if l.Check("k", limit).Allowed {
 						t.Errorf("Retry-After %v is padded: a second sooner is already allowed", retry)
 					}
-					clock.advance(time.Second)
+					clock.Advance(time.Second)
 				} else {
-					clock.advance(retry)
+					clock.Advance(retry)
 				}
 				if st := l.Take("k", limit); !st.Allowed {
 					t.Errorf("Retry-After %v is too early: still refused, next in %v", retry, st.RetryAfter)
@@ -67,16 +46,16 @@ func TestRetryAfterIsNeverEarly(t *testing.T) {
 func TestBucketsThatAreNotFullAreKept(t *testing.T) {
 	// One request an hour, a burst of 2: a bucket emptied needs two hours to
 	// fill. Dropping it after ten idle minutes would hand back a full one.
-	clock := newClock()
-	l, limit := New(clock.now), Limit{Rate: 1.0 / 3600, Burst: 2}
+	clock := fakeclock.New(time.Now())
+	l, limit := New(clock.Now), Limit{Rate: 1.0 / 3600, Burst: 2}
 	l.Take("slow", limit)
 	l.Take("slow", limit)
-	clock.advance(IdleAfter + SweepEvery)
+	clock.Advance(IdleAfter + SweepEvery)
 	l.Take("other", limit)
 	if st := l.Check("slow", limit); st.Allowed {
 		t.Errorf("the slow client's bucket was dropped and came back full")
 	}
-	clock.advance(2 * time.Hour)
+	clock.Advance(2 * time.Hour)
 	l.Take("other", limit)
 	if n := l.Len(); n != 1 {
 		t.Errorf("%d buckets after two more hours, want 1", n)
@@ -86,7 +65,7 @@ func TestBucketsThatAreNotFullAreKept(t *testing.T) {
 // Check never makes a bucket: a client that is only looked at costs no
 // memory.
 func TestCheckMakesNoBucket(t *testing.T) {
-	l := New(newClock().now)
+	l := New(fakeclock.New(time.Now()).Now)
 	if st := l.Check("new", Limit{Rate: 1, Burst: 3}); !st.Allowed || st.Remaining != 3 {
 		t.Errorf("Check of a new client: %+v, want allowed with 3 left", st)
 	}
