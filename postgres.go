@@ -16,7 +16,6 @@ import (
 	"context"
 	_ "embed"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,11 +46,19 @@ func openPostgres(ctx context.Context, url string) (*postgresStore, error) {
 // pgError is err in the model's terms: not reaching the database is
 // ErrUnavailable, whatever the operation.
 func pgError(err error) error {
-	if errors.Is(err, pgdb.ErrUnavailable) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	if errors.Is(err, pgdb.ErrUnavailable) && !errors.Is(err, ErrUnavailable) {
+		return unavailableError{err}
 	}
 	return err
 }
+
+// unavailableError is an error of pgdb's that is ErrUnavailable to the
+// model, and reads as pgdb's alone.
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string        { return e.err.Error() }
+func (e unavailableError) Unwrap() error        { return e.err }
+func (e unavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 func (s *postgresStore) Version(ctx context.Context) (int64, error) {
 	n, err := s.db.Version(ctx)

@@ -8,6 +8,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -134,6 +137,36 @@ func OpenStore(ctx context.Context, db string) (Store, error) {
 // isPostgresURL reports whether a -db value names a PostgreSQL database.
 func isPostgresURL(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// openExisting is OpenStore for a database that must exist already: the
+// commands that read one (backup, copy) would otherwise create a missing
+// SQLite file, and a mistyped -db would give a copy of nothing that looks
+// like a success.
+func openExisting(ctx context.Context, db string) (Store, error) {
+	if !isPostgresURL(db) {
+		if _, err := os.Stat(db); err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+	}
+	return OpenStore(ctx, db)
+}
+
+// displayDB is a -db value as logs and messages show it: a URL without its
+// password.
+func displayDB(db string) string {
+	if !isPostgresURL(db) {
+		return db
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return "(a PostgreSQL URL that does not parse)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // ---- Tutorials ----

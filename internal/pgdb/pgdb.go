@@ -26,6 +26,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -106,7 +107,11 @@ func connectError(cfg *pgx.ConnConfig, err error) error {
 			err = errors.New(pgErr.Message)
 		}
 	}
-	return fmt.Errorf("PostgreSQL database %q on %s:%d as %q: %w", cfg.Database, cfg.Host, cfg.Port, cfg.User, err)
+	// A failed connection lists each attempt on a line of its own (with
+	// sslmode=prefer, two for each address); a person starting the program
+	// reads one line.
+	lines := slices.Compact(strings.Split(err.Error(), "\n"))
+	return fmt.Errorf("PostgreSQL database %q as user %q: %s", cfg.Database, cfg.User, strings.Join(lines, "; "))
 }
 
 // Close closes every connection.
