@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -51,6 +52,10 @@ func (s *postgresStore) ListTutorials(ctx context.Context, p ListParams) (Tutori
 	if !p.After.IsZero() && p.Query != "" && p.Sort == "" {
 		return TutorialList{}, errors.New("list tutorials: a position in relevance order")
 	}
+	if !pgText(p.Category) {
+		// PostgreSQL refuses to compare such text, and no tutorial holds it.
+		return TutorialList{Tutorials: []TutorialSummary{}, TotalExact: true}, nil
+	}
 	ctx, cancel := context.WithTimeoutCause(ctx, s.bounds.timeout, ErrQueryTimeout)
 	defer cancel()
 
@@ -68,6 +73,13 @@ func (s *postgresStore) ListTutorials(ctx context.Context, p ListParams) (Tutori
 		return TutorialList{}, ErrQueryTimeout
 	}
 	return list, pgError(err)
+}
+
+// pgText reports whether PostgreSQL can take s as text: valid UTF-8
+// without NUL. Everything stored is, since the API lets nothing else in;
+// a filter from a query string may not be.
+func pgText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // pgFilter is the WHERE condition of p's filters, with its arguments
