@@ -222,6 +222,9 @@ func oracleTutorial(body []byte, mode inputMode) (oracleFields, bool) {
 	}
 	for name, v := range obj {
 		s, isString := v.(string)
+		if strings.ContainsRune(s, 0) {
+			return nil, false // no field may hold NUL
+		}
 		chars := utf8.RuneCountInString(s)
 		trimmed := strings.TrimSpace(s)
 		switch name {
