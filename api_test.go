@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -113,19 +112,6 @@ func newTestDatabase(t testing.TB) *testServer {
 		t.Fatal(err)
 	}
 	return ts
-}
-
-// openSQL opens a connection of its own to the database file at path, as
-// another process or a person with the sqlite3 shell would: for a test to
-// look at what the server stored, or change it behind the server's back.
-func openSQL(t testing.TB, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 // exec runs query on the server's database through a connection of its own.
