@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -225,12 +226,24 @@ func startPGCluster() (*pgCluster, error) {
 		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
 	c.cmd.Stdout, c.cmd.Stderr = log, log
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
-	if err := c.cmd.Start(); err != nil {
+	c.exited = make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig comes when the thread that started the server ends,
+		// not the process: this goroutine keeps its thread until then.
+		runtime.LockOSThread()
+		if err := c.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		c.cmd.Wait()
+		close(c.exited)
+	}()
+	if err := <-started; err != nil {
 		c.remove()
 		return nil, fmt.Errorf("postgres: %v", err)
 	}
-	c.exited = make(chan struct{})
-	go func() { c.cmd.Wait(); close(c.exited) }()
 	if err := c.waitReady(30 * time.Second); err != nil {
 		c.stop()
 		return nil, err
@@ -304,8 +317,13 @@ func lastLine(out []byte) string {
 // postgresBinDir finds initdb and postgres: on the PATH, else where Debian's
 // postgresql package puts them, the newest version first.
 func postgresBinDir() (string, error) {
+	// Through a symlink on the PATH to the directory that holds postgres too.
 	if p, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(p), nil
+		if p, err = filepath.EvalSymlinks(p); err == nil {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(p), "postgres")); err == nil {
+				return filepath.Dir(p), nil
+			}
+		}
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	// Newest first, by the version number, not the text: 9 is older than 15.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -452,7 +453,12 @@ func TestServeMakesNoKeyWhereStderrIsALog(t *testing.T) {
 		if keyInLog.MatchString(s.stderr.String()) {
 			t.Errorf("a key reached the log:\n%s", s.stderr)
 		}
-		want := "level=WARN msg=\"no active API key: every request will be refused until you create one with: tutorials keys create -name NAME -db DB\" db=" + db
+		// slog quotes a value with an = in it, as a PostgreSQL URL's query has.
+		shown := db
+		if strings.ContainsAny(db, " =\"") {
+			shown = strconv.Quote(db)
+		}
+		want := "level=WARN msg=\"no active API key: every request will be refused until you create one with: tutorials keys create -name NAME -db DB\" db=" + shown
 		if !strings.Contains(s.stderr.String(), want) {
 			t.Errorf("the log does not say how to make a key, %q:\n%s", want, s.stderr)
 		}
