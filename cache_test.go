@@ -54,7 +54,8 @@ func TestEncodeEnvelopeMatchesWriteEnvelope(t *testing.T) {
 // countingStore is the real store, counting the reads that the server's
 // caches are there to spare, so that a test can tell an answer from memory
 // from one from the database. Every test server's store is one (see
-// newTestServerWith): a decorator over the real SQLite store, not a mock.
+// newTestServerWith): a decorator over the real store of either engine,
+// not a mock.
 //
 // It also counts how often the version moved. A cache must read again
 // once it has: after any commit, and also when SQLite's checkpointer, on

@@ -320,8 +320,8 @@ func TestIfMatchLetsOnlyOneOfConcurrentEditorsWin(t *testing.T) {
 	})
 }
 
-// A person who edits a row with the sqlite3 shell knows nothing of versions;
-// a trigger moves the version for them, so the ETag still changes and an
+// A person who edits a row with the sqlite3 shell or psql knows nothing of
+// versions; a trigger moves the version for them, so the ETag still changes and an
 // editor holding the old one is still refused.
 func TestETagChangesWhenTheRowIsEditedInTheShell(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engine) {

@@ -280,7 +280,7 @@ func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 			t.Fatalf("still running 30 s after SIGTERM:\n%s", p.logs)
 		}
 
-		// The key was used: its last_used_at reached the file on the way out
+		// The key was used: its last_used_at reached the database on the way out
 		// (the server saves it once a minute, and this run was shorter).
 		store, err := OpenStore(context.Background(), db)
 		if err != nil {
@@ -307,7 +307,7 @@ func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 
 // The server keeps answers and keys in memory until anyone writes. Here
 // the writes come from other processes, as they would from "tutorials keys
-// revoke" or a sqlite3 shell: this test process edits a tutorial through a
+// revoke", the sqlite3 shell or psql: this test process edits a tutorial through a
 // Store of its own, and a second run of the program revokes a key. The
 // server's very next request must see each.
 func TestWritesOfAnotherProcessAreSeenOnTheNextRequest(t *testing.T) {
