@@ -221,7 +221,7 @@ func TestSearchFollowsWrites(t *testing.T) {
 // table, row for row, and checks that every word of the index is in
 // tutorials_terms, where a search looks up the words of a prefix (see
 // migration 8), as it must be once the server's writer has folded the
-// words of what it wrote.
+// words of what it wrote. SQLite only: these are FTS5's tables.
 func checkSearchIndex(t *testing.T, path string) {
 	t.Helper()
 	db := openSQL(t, path)
@@ -248,7 +248,8 @@ func checkSearchIndex(t *testing.T, path string) {
 }
 
 // A database made by the previous release (migration 1 only, with
-// tutorials in it) opens, migrates once, and finds its old rows.
+// tutorials in it) opens, migrates once, and finds its old rows. SQLite
+// only: no release before this one ran on PostgreSQL.
 func TestMigrationIndexesTheRowsOfAnOldDatabase(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
