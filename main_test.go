@@ -144,6 +144,7 @@ func TestKeysListAndRevoke(t *testing.T) {
 	})
 }
 
+// SQLite only: these are mistakes of the command line, whatever the database.
 func TestUsageErrors(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "t.db")
 	tests := []struct {

@@ -138,6 +138,7 @@ func halfRequest(t *testing.T, addr string) net.Conn {
 
 // TestSlowClients holds the server that run starts to its timeouts, so that
 // a slow client cannot hold a connection for ever (slowloris).
+// SQLite only: the timeouts are the HTTP server's, before any database.
 func TestSlowClients(t *testing.T) {
 	t.Run("the timeouts are those SECURITY.md states", func(t *testing.T) {
 		srv := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
