@@ -92,6 +92,21 @@ func serveTestDatabase(t *testing.T, ts *testServer, cfg config) *testServer {
 	return ts
 }
 
+// newTestInstance starts another instance of the API on the database of
+// ts, as a second process behind one load balancer would be: a store, caches
+// and key usage of its own, the same keys and clock.
+func newTestInstance(t *testing.T, ts *testServer, cfg config) *testServer {
+	t.Helper()
+	store, err := OpenStore(context.Background(), ts.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	other := &testServer{store: store, engine: ts.engine, db: ts.db, usage: newKeyUsage(), logs: &syncBuffer{},
+		clock: ts.clock, writeKey: ts.writeKey, readKey: ts.readKey}
+	return serveTestDatabase(t, other, cfg)
+}
+
 // newTestDatabase opens a fresh database of engine e (see newTestDB) with a
 // key of each scope, for a test server to serve.
 func newTestDatabase(t testing.TB, e engine) *testServer {

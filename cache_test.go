@@ -422,6 +422,37 @@ func TestListCacheCountsEveryByteOfAnEntry(t *testing.T) {
 	})
 }
 
+// Two instances on one database, each with caches of its own: what one
+// writes, the other answers from its very next request, though it held the
+// old answer in memory.
+func TestInstancesSeeEachOthersWrites(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		a := newTestServer(t, e)
+		b := newTestInstance(t, a, testConfig(t))
+		a.create(t, map[string]any{"title": "First", "slug": "first"})
+		before := getTwice(t, b, "/api/v1/tutorials/first", "ETag")
+		getTwice(t, b, "/api/v1/tutorials")
+
+		changed := decodeData[Tutorial](t, a.request(t, "PATCH", "/api/v1/tutorials/first", a.writeKey, `{"title": "Changed on a"}`))
+		after := b.request(t, "GET", "/api/v1/tutorials/first", b.readKey, "", "If-None-Match", before.header.Get("ETag"))
+		if diff := cmp.Diff(changed, decodeData[Tutorial](t, after)); diff != "" {
+			t.Errorf("b after a's PATCH (-want +got):\n%s", diff)
+		}
+		a.create(t, map[string]any{"title": "Second", "slug": "second"})
+		if got := decodeData[tutorialPage](t, b.request(t, "GET", "/api/v1/tutorials", b.readKey, "")).Total; got != 2 {
+			t.Errorf("b's list after a's create: total %d, want 2", got)
+		}
+
+		// And back: b deletes, a has the tutorial in memory and must not
+		// answer from it.
+		getTwice(t, a, "/api/v1/tutorials/second")
+		if resp := b.request(t, "DELETE", "/api/v1/tutorials/second", b.writeKey, ""); resp.status != http.StatusNoContent {
+			t.Fatalf("DELETE on b: %d %q", resp.status, resp.error)
+		}
+		a.request(t, "GET", "/api/v1/tutorials/second", a.readKey, "").wantError(t, http.StatusNotFound, "Tutorial not found")
+	})
+}
+
 // ---- The key cache ----
 
 func TestCachedKeyIsRefusedOnceRevokedElsewhere(t *testing.T) {
