@@ -172,16 +172,19 @@ func (p *postgresForTests) close() {
 
 // pgCluster is a PostgreSQL cluster of its own in a temp dir, run as a user
 // who is not root (the server refuses root), with fsync off: nothing in it
-// needs to survive the machine.
+// needs to survive the machine. A test of faults may start one of its own
+// and halt and start it again; it keeps its port.
 type pgCluster struct {
 	dir    string // data in dir/data, the socket in dir, the log in dir/log
+	bin    string // where initdb and postgres are
+	cred   *syscall.Credential
 	port   int
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the server process has exited
 }
 
 // startPGCluster makes a cluster with initdb and starts its server on a
-// free loopback port, and waits until it takes connections.
+// free loopback port.
 func startPGCluster() (*pgCluster, error) {
 	bin, err := postgresBinDir()
 	if err != nil {
@@ -195,7 +198,7 @@ func startPGCluster() (*pgCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &pgCluster{dir: dir}
+	c := &pgCluster{dir: dir, bin: bin, cred: cred}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			c.remove()
@@ -209,46 +212,89 @@ func startPGCluster() (*pgCluster, error) {
 		c.remove()
 		return nil, fmt.Errorf("initdb: %v: %s", err, lastLine(out))
 	}
-	if c.port, err = freePort(); err != nil {
-		c.remove()
-		return nil, err
+	// A free port may be taken between asking and listening: try another.
+	for attempt := 1; ; attempt++ {
+		c.port = 0
+		if err = c.start(); err == nil {
+			return c, nil
+		}
+		if attempt == 3 {
+			c.remove()
+			return nil, err
+		}
 	}
-	log, err := os.Create(filepath.Join(dir, "log"))
+}
+
+// start starts the server, on its port or a free one, and waits until it
+// takes connections.
+func (c *pgCluster) start() error {
+	if c.port == 0 {
+		var err error
+		if c.port, err = freePort(); err != nil {
+			return err
+		}
+	}
+	log, err := os.OpenFile(filepath.Join(c.dir, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		c.remove()
-		return nil, err
+		return err
 	}
 	defer log.Close()
 	// The server itself, not pg_ctl, so that it is our child: Pdeathsig
 	// stops it if the test binary dies before TestMain can.
-	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", filepath.Join(dir, "data"),
-		"-p", strconv.Itoa(c.port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+	c.cmd = exec.Command(filepath.Join(c.bin, "postgres"), "-D", filepath.Join(c.dir, "data"),
+		"-p", strconv.Itoa(c.port), "-k", c.dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
 	c.cmd.Stdout, c.cmd.Stderr = log, log
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
-	c.exited = make(chan struct{})
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGQUIT}
+	exited := make(chan struct{})
+	c.exited = exited
 	started := make(chan error, 1)
-	go func() {
+	go func(cmd *exec.Cmd) {
 		// Pdeathsig comes when the thread that started the server ends,
 		// not the process: this goroutine keeps its thread until then.
 		runtime.LockOSThread()
-		if err := c.cmd.Start(); err != nil {
+		if err := cmd.Start(); err != nil {
 			started <- err
 			return
 		}
 		started <- nil
-		c.cmd.Wait()
-		close(c.exited)
-	}()
+		cmd.Wait()
+		close(exited)
+	}(c.cmd)
 	if err := <-started; err != nil {
-		c.remove()
-		return nil, fmt.Errorf("postgres: %v", err)
+		c.cmd = nil
+		return fmt.Errorf("postgres: %v", err)
 	}
 	if err := c.waitReady(30 * time.Second); err != nil {
-		c.stop()
-		return nil, err
+		c.halt()
+		return err
 	}
-	return c, nil
+	return nil
+}
+
+// halt shuts the server down (fast: SIGINT ends the sessions) and keeps
+// the cluster, for start to start again.
+func (c *pgCluster) halt() error {
+	if c.cmd == nil {
+		return nil
+	}
+	defer func() { c.cmd = nil }()
+	c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.exited
+		return errors.New("postgres did not stop within 30s; killed")
+	}
+}
+
+// stop halts the server and removes the cluster.
+func (c *pgCluster) stop() error {
+	err := c.halt()
+	c.remove()
+	return err
 }
 
 // url is the URL of the database name on c.
@@ -280,24 +326,6 @@ func (c *pgCluster) waitReady(d time.Duration) error {
 			return fmt.Errorf("postgres did not answer within %v: %v", d, err)
 		}
 	}
-}
-
-// stop shuts the server down (fast: SIGINT ends the sessions) and removes
-// the cluster.
-func (c *pgCluster) stop() error {
-	var err error
-	if c.cmd != nil && c.cmd.Process != nil {
-		c.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-c.exited:
-		case <-time.After(30 * time.Second):
-			c.cmd.Process.Kill()
-			<-c.exited
-			err = errors.New("postgres did not stop within 30s; killed")
-		}
-	}
-	c.remove()
-	return err
 }
 
 func (c *pgCluster) remove() { os.RemoveAll(c.dir) }
