@@ -453,6 +453,36 @@ func TestInstancesSeeEachOthersWrites(t *testing.T) {
 	})
 }
 
+// An edit made with plain SQL, as a person in the sqlite3 shell or psql
+// makes it, goes through no Store: the caches must not answer from before
+// it all the same.
+func TestCachesSeeAnEditMadeWithPlainSQL(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		ts.create(t, map[string]any{"title": "Before", "slug": "edited"})
+		getTwice(t, ts, "/api/v1/tutorials/edited")
+		getTwice(t, ts, "/api/v1/tutorials")
+
+		ts.exec(t, `UPDATE tutorials SET title = $1 WHERE slug = $2`, "After", "edited")
+		if got := decodeData[Tutorial](t, ts.request(t, "GET", "/api/v1/tutorials/edited", ts.readKey, "")).Title; got != "After" {
+			t.Errorf("GET after the edit: title %q, want After", got)
+		}
+		page := decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials", ts.readKey, ""))
+		if diff := cmp.Diff([]string{"After"}, titles(page.Tutorials)); diff != "" {
+			t.Errorf("list after the edit (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// titles are the titles of list, in order.
+func titles(list []TutorialSummary) []string {
+	var out []string
+	for _, tut := range list {
+		out = append(out, tut.Title)
+	}
+	return out
+}
+
 // ---- The key cache ----
 
 func TestCachedKeyIsRefusedOnceRevokedElsewhere(t *testing.T) {
