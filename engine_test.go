@@ -141,7 +141,8 @@ func (p *postgresForTests) start() {
 		raw = p.cluster.url("postgres")
 	}
 	if p.base, p.err = url.Parse(raw); p.err != nil {
-		p.err = fmt.Errorf("TUTORIALS_TEST_POSTGRES: %v", p.err)
+		// Not the parser's error, which quotes the URL, password and all.
+		p.err = errors.New("TUTORIALS_TEST_POSTGRES is not a URL")
 		return
 	}
 	if p.admin, p.err = sql.Open("pgx", raw); p.err != nil {
