@@ -65,12 +65,6 @@ func newTestDB(t testing.TB, e engine) string {
 	return ""
 }
 
-// isPostgresURL reports whether the -db value db names PostgreSQL, as
-// OpenStore decides it.
-func isPostgresURL(db string) bool {
-	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
-}
-
 // TestMain stops the throwaway PostgreSQL, if a test started one, so that
 // no server outlives the test binary.
 func TestMain(m *testing.M) {

@@ -10,7 +10,8 @@ package main
 //   - A search takes its window, the ids of its newest matches, at most
 //     bounds.window of them, from the GIN index of the search column; the
 //     total is how many it found, exact when the window was not full. The
-//     page is ranked (ts_rank, title above excerpt above content) or
+//     page is ranked (ts_rank over the words found in at most
+//     bounds.common tutorials, title above excerpt above content) or
 //     sorted within the window.
 //
 // Every query of a page runs in one read-only transaction, so that the
@@ -20,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -36,10 +38,11 @@ var pgAfterPosition = map[string]string{
 	"-title":        "(title, id) < (@after_key, @after_id)",
 }
 
-// pgRelevance weighs a match in the title (weight A) ten times one in the
+// pgRelevance orders by the rare words of a search (see rareWords), and
+// weighs a match in the title (weight A) ten times one in the
 // content (C), one in the excerpt (B) five times, as bm25 does on SQLite.
 // ts_rank takes the weights in the order D, C, B, A.
-const pgRelevance = `ts_rank('{0, 0.1, 0.5, 1.0}', search, tutorials_search(@words)) DESC, id DESC`
+const pgRelevance = `ts_rank('{0, 0.1, 0.5, 1.0}', search, tutorials_search(@rare, @prefix)) DESC, id DESC`
 
 func (s *postgresStore) ListTutorials(ctx context.Context, p ListParams) (TutorialList, error) {
 	sort := p.Sort
@@ -174,35 +177,103 @@ func (s *postgresStore) searchPage(ctx context.Context, tx pgx.Tx, p ListParams,
 		// Not the text itself: what people search for stays out of logs.
 		return TutorialList{}, errors.New("list tutorials: no words to search for")
 	}
-	args := pgx.NamedArgs{"words": words, "window": s.bounds.window + 1}
-	where := append(pgFilter(p, args), "search @@ tutorials_search(@words)")
-	rows, err := tx.Query(ctx, `SELECT id FROM tutorials WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY id DESC LIMIT @window`, args)
+	ids, complete, err := s.searchWindow(ctx, tx, p, words)
 	if err != nil {
 		return TutorialList{}, err
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return TutorialList{}, err
-	}
-	list := TutorialList{Total: int64(len(ids)), TotalExact: true}
-	if int64(len(ids)) > s.bounds.window {
-		ids = ids[:s.bounds.window]
-		list.Total, list.TotalExact = s.bounds.window, false
-	}
-
-	args = pgx.NamedArgs{"window": ids, "words": words}
-	inWindow := []string{"id = ANY(@window)"}
+	list := TutorialList{Total: int64(len(ids)), TotalExact: complete}
+	args := pgx.NamedArgs{"window": ids}
 	if p.Sort != "" {
-		rest, err := pgPage(p, sort, inWindow, args, pageOffset(p))
+		rest, err := pgPage(p, sort, []string{"id = ANY(@window)"}, args, pageOffset(p))
 		if err != nil {
 			return list, err
 		}
 		list.Tutorials, list.More, err = pgQueryPage(ctx, tx, p.PerPage, "SELECT "+pgTutorialColumns+" FROM tutorials"+rest, args)
 		return list, err
 	}
+
+	// Ranked by the words that are not common; with none, the window's
+	// own order, newest first, which is also what ties in relevance fall
+	// back to.
+	rare, prefix, err := s.rareWords(ctx, tx, words)
+	if err != nil {
+		return list, err
+	}
+	order := "id DESC"
+	if len(rare) > 0 {
+		order = pgRelevance
+		args["rare"], args["prefix"] = rare, prefix
+	}
 	args["limit"], args["offset"] = p.PerPage+1, min(pageOffset(p), int64(len(ids)))
 	list.Tutorials, list.More, err = pgQueryPage(ctx, tx, p.PerPage, "SELECT "+pgTutorialColumns+
-		" FROM tutorials WHERE id = ANY(@window) ORDER BY "+pgRelevance+" LIMIT @limit OFFSET @offset", args)
+		" FROM tutorials WHERE id = ANY(@window) ORDER BY "+order+" LIMIT @limit OFFSET @offset", args)
 	return list, err
+}
+
+// searchWindow returns the ids of the newest matches of words that pass p's
+// filters, newest first, at most bounds.window of them, and whether they are
+// all there are. With a filter, at most bounds.scan matches are looked at,
+// so that a filter that few matches pass cannot make the search read every
+// match (see searchWindow in sqlite_list.go).
+func (s *postgresStore) searchWindow(ctx context.Context, tx pgx.Tx, p ListParams, words []string) ([]int64, bool, error) {
+	args := pgx.NamedArgs{"words": words, "window": s.bounds.window + 1}
+	where := pgFilter(p, args)
+	query := `SELECT id FROM tutorials WHERE search @@ tutorials_search(@words) ORDER BY id DESC LIMIT @window`
+	if len(where) > 0 {
+		query = `SELECT id FROM (SELECT id, category, difficulty FROM tutorials
+				WHERE search @@ tutorials_search(@words) ORDER BY id DESC LIMIT @scan) AS m
+			WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT @window`
+		args["scan"] = s.bounds.scan
+	}
+	rows, err := tx.Query(ctx, query, args)
+	if err != nil {
+		return nil, false, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(ids)) > s.bounds.window {
+		return ids[:s.bounds.window], false, nil
+	}
+	if len(where) == 0 {
+		return ids, true, nil
+	}
+	// Fewer than a window passed the filter: all of them, unless the
+	// matches looked at were not all there are.
+	var looked int64
+	err = tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM tutorials
+		WHERE search @@ tutorials_search(@words) LIMIT @scan) AS m`,
+		pgx.NamedArgs{"words": words, "scan": s.bounds.scan}).Scan(&looked)
+	return ids, looked < s.bounds.scan, err
+}
+
+// rareWords returns those of words that are found in at most bounds.common
+// tutorials, each once, and whether the last of them is the search's last
+// word, which matches as a prefix: the words relevance is computed from.
+// Counting a word's matches up to the bound reads at most that many.
+func (s *postgresStore) rareWords(ctx context.Context, tx pgx.Tx, words []string) (rare []string, prefix bool, err error) {
+	type word struct {
+		text   string
+		prefix bool
+	}
+	var seen []word
+	for i, w := range words {
+		wd := word{w, i == len(words)-1}
+		if slices.Contains(seen, wd) {
+			continue
+		}
+		seen = append(seen, wd)
+		var n int64
+		err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM tutorials
+			WHERE search @@ tutorials_query(@word, @prefix) LIMIT @limit) AS m`,
+			pgx.NamedArgs{"word": w, "prefix": wd.prefix, "limit": s.bounds.common + 1}).Scan(&n)
+		if err != nil {
+			return nil, false, err
+		}
+		if n <= s.bounds.common {
+			rare, prefix = append(rare, w), wd.prefix
+		}
+	}
+	return rare, prefix, nil
 }
