@@ -111,8 +111,13 @@ func newTestInstance(t *testing.T, ts *testServer, cfg config) *testServer {
 // key of each scope, for a test server to serve.
 func newTestDatabase(t testing.TB, e engine) *testServer {
 	t.Helper()
+	return openTestDatabase(t, e, newTestDB(t, e))
+}
+
+// openTestDatabase is newTestDatabase on the empty database db of engine e.
+func openTestDatabase(t testing.TB, e engine, db string) *testServer {
+	t.Helper()
 	ctx := context.Background()
-	db := newTestDB(t, e)
 	store, err := OpenStore(ctx, db)
 	if err != nil {
 		t.Fatal(err)
