@@ -13,11 +13,13 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // twoInstances starts two servers on one fresh database of engine e.
@@ -168,4 +170,37 @@ func TestRateLimitsArePerInstance(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Instances that start at once on a new database migrate it once: the
+// migrations run under an advisory lock, and each finds what the one before
+// it did.
+func TestInstancesStartingAtOnceMigrateOnce(t *testing.T) {
+	db := newTestDB(t, postgresEngine)
+	const instances = 5
+	errs := make([]error, instances)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range instances {
+		wg.Go(func() {
+			<-start
+			store, err := OpenStore(context.Background(), db)
+			if err == nil {
+				err = store.Close()
+			}
+			errs[i] = err
+		})
+	}
+	close(start)
+	wg.Wait()
+	if diff := cmp.Diff(make([]error, instances), errs, cmpopts.EquateErrors()); diff != "" {
+		t.Errorf("opening %d stores at once (-want +got):\n%s", instances, diff)
+	}
+	var version int
+	if err := openSQL(t, db).QueryRow(`SELECT version FROM schema_version`).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Count(postgresSchema, "\n-- migration "); version != want {
+		t.Errorf("schema_version %d, want %d", version, want)
+	}
 }
