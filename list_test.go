@@ -297,6 +297,7 @@ func TestListBadCursor(t *testing.T) {
 			{"a time that is not one", "cursor=" + b64(`["-published_at","yesterday",1]`), "cursor is not valid"},
 			{"a sort that is not one", "cursor=" + b64(`["id","7",1]`), "cursor is not valid"},
 			{"not UTF-8", "cursor=" + base64.RawURLEncoding.EncodeToString([]byte("[\"title\",\"\xff\",1]")), "cursor is not valid"},
+			{"a title with NUL, which no title has", "sort=title&cursor=" + b64(`["title","a\u0000",1]`), "cursor is not valid"},
 			{"too long", "cursor=" + strings.Repeat("A", 4000), "cursor is not valid"},
 			{"of another sort", "sort=title&cursor=" + cursor("-published_at", "2026-01-01T00:00:00Z", 1), "cursor belongs to another sort"},
 			{"of a sort, without one", "cursor=" + cursor("title", "a", 1), "cursor belongs to another sort"},
@@ -307,6 +308,22 @@ func TestListBadCursor(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				ts.request(t, "GET", "/api/v1/tutorials?"+tt.query, ts.readKey, "").wantError(t, http.StatusBadRequest, tt.msg)
 			})
+		}
+	})
+}
+
+// A category that no tutorial could have (text that is not UTF-8, or that
+// holds NUL) is a filter like any other: nothing matches it. PostgreSQL
+// would refuse to compare it; the store must not pass that on as a 500.
+func TestListFilterThatNoTutorialCouldHave(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+		for _, category := range []string{"a%00b", "%FF", "%C3"} {
+			page := decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials?category="+category, ts.readKey, ""))
+			if page.Total != 0 || len(page.Tutorials) != 0 {
+				t.Errorf("category=%s: %d tutorials, total %d, want none", category, len(page.Tutorials), page.Total)
+			}
 		}
 	})
 }
