@@ -166,7 +166,7 @@ func certSource(cfg config, logger *slog.Logger) (*httpsFront, *tls.Config, func
 		return nil, nil, nil, err
 	}
 	tlsConfig := &tls.Config{GetCertificate: certs.getCertificate, NextProtos: []string{acme.ALPNProto}}
-	return &httpsFront{names: cfg.domains, acme: certs}, tlsConfig, certs.manager.HTTPHandler, nil
+	return &httpsFront{names: cfg.domains, acme: certs}, tlsConfig, certs.answerHTTP01, nil
 }
 
 // logAttrs are the listening line's words on HTTPS: the names served and
@@ -389,6 +389,21 @@ func (a *acmeCerts) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 		return nil, fmt.Errorf("no certificate for %q", name)
 	}
 	return a.manager.GetCertificate(hello)
+}
+
+// answerHTTP01 is autocert's answer to the CA's http-01 requests, in
+// front of next. autocert checks the request's Host against -domain as it
+// is, so a port in it (a plain listener on another port than 80, behind a
+// forward) would fail every challenge: it gets the name alone.
+func (a *acmeCerts) answerHTTP01(next http.Handler) http.Handler {
+	challenges := a.manager.HTTPHandler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.Host); err == nil {
+			r = r.Clone(r.Context())
+			r.Host = host
+		}
+		challenges.ServeHTTP(w, r)
+	})
 }
 
 // ---- Certificates of one's own ----
