@@ -272,13 +272,15 @@ func (l *withoutHandshakeErrors) Write(p []byte) (int, error) {
 // ---- Certificates from ACME ----
 
 // After a failed attempt a name waits before the next: the ACME server
-// unreachable (a network that is not up yet, the CA down), a minute,
+// unreachable (a network that is not up yet, the CA down), two minutes,
 // doubled each time up to an hour; the CA refusing (a validation failed, a
 // rate limit), an hour, since Let's Encrypt allows five failed validations
 // per name and hour and autocert spends up to two an attempt (tls-alpn-01,
-// then http-01). A restart tries again at once.
+// then http-01). A restart tries again at once. Not one minute: autocert
+// holds on to a failure for that long, and an attempt in that minute
+// would only fetch it back.
 const (
-	retryUnreachable = time.Minute
+	retryUnreachable = 2 * time.Minute
 	retryRefused     = time.Hour
 )
 
