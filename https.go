@@ -233,8 +233,12 @@ func answerPlainHTTP(httpsPort string, names []string) http.Handler {
 		if err != nil {
 			host = r.Host
 		}
+		host = strings.ToLower(host)
 		if !slices.ContainsFunc(names, func(n string) bool { return certifies(n, host) }) {
-			host = names[0]
+			// A name of the certificate's, unless all are wildcards.
+			if i := slices.IndexFunc(names, func(n string) bool { return !strings.HasPrefix(n, "*.") }); i >= 0 {
+				host = names[i]
+			}
 		}
 		if httpsPort != "443" {
 			host = net.JoinHostPort(host, httpsPort)
@@ -247,7 +251,6 @@ func answerPlainHTTP(httpsPort string, names []string) http.Handler {
 // certifies reports whether a certificate for name (which may be a
 // wildcard, in a certificate of one's own) is good for host.
 func certifies(name, host string) bool {
-	host = strings.ToLower(host)
 	if rest, ok := strings.CutPrefix(name, "*."); ok {
 		_, after, found := strings.Cut(host, ".")
 		return found && after == rest

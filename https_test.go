@@ -21,6 +21,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -360,6 +361,33 @@ func TestHTTPSWithOwnCertificateFiles(t *testing.T) {
 		if n := strings.Count(logs, line); n != want {
 			t.Errorf("%d lines with %q in the log, want %d:\n%s", n, line, want, logs)
 		}
+	}
+}
+
+// The 308 goes to a name the certificate covers: the one asked for when
+// it does, else the certificate's first name that is no wildcard.
+func TestPlainHTTPRedirectsToACertifiedName(t *testing.T) {
+	tests := []struct {
+		names      []string
+		port, host string
+		want       string
+	}{
+		{[]string{"api.tutorials.test", "www.tutorials.test"}, "443", "WWW.tutorials.test:80", "https://www.tutorials.test/p?q=1"},
+		{[]string{"api.tutorials.test", "www.tutorials.test"}, "443", "192.0.2.1", "https://api.tutorials.test/p?q=1"},
+		{[]string{"api.tutorials.test"}, "8443", "api.tutorials.test", "https://api.tutorials.test:8443/p?q=1"},
+		{[]string{"*.tutorials.test"}, "443", "api.tutorials.test", "https://api.tutorials.test/p?q=1"},
+		{[]string{"*.tutorials.test", "tutorials.test"}, "443", "a.b.tutorials.test", "https://tutorials.test/p?q=1"},
+		{[]string{"*.tutorials.test"}, "443", "192.0.2.1", "https://192.0.2.1/p?q=1"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.names, ",")+" "+tt.host, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "http://"+tt.host+"/p?q=1", nil)
+			rec := httptest.NewRecorder()
+			answerPlainHTTP(tt.port, tt.names).ServeHTTP(rec, req)
+			if got := rec.Header().Get("Location"); rec.Code != http.StatusPermanentRedirect || got != tt.want {
+				t.Errorf("%d to %q, want 308 to %q", rec.Code, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -241,7 +241,7 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	fs.StringVar(&cfg.httpAddr, "http-addr", cfg.httpAddr, "with HTTPS: the plain-HTTP address, for ACME and redirects (default :80)")
 	fs.StringVar(&cfg.certDir, "cert-dir", cfg.certDir, "with -domain: where certificates are kept (default: certs beside -db)")
 	fs.StringVar(&cfg.acmeDirectory, "acme-directory", cfg.acmeDirectory, "with -domain: the ACME server's directory URL (default: Let's Encrypt)")
-	fs.StringVar(&cfg.acmeEmail, "acme-email", cfg.acmeEmail, "with -domain: an address for the CA's expiry notices")
+	fs.StringVar(&cfg.acmeEmail, "acme-email", cfg.acmeEmail, "with -domain: an address the CA may write to about your certificates")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", cfg.tlsCert, "serve HTTPS with this certificate file (PEM, with its chain)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", cfg.tlsKey, "the private key of -tls-cert (PEM)")
 	if err := parseFlags(fs, args); err != nil {
