@@ -366,11 +366,14 @@ func (a *acmeCerts) obtain(ctx context.Context, name string) {
 			a.logger.Info("certificate ready", "name", name, "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 			return
 		}
-		retry := retryRefused
+		// autocert's words for a failed validation ("no viable challenge
+		// type found") do not say what to look at: the hint does.
+		retry, hint := retryRefused, "check that the name's DNS points at this machine and that ports 80 and 443 reach it"
 		if errors.As(err, new(*url.Error)) { // no answer: the network or the CA is down
 			retry, wait = wait, min(wait*2, retryRefused)
+			hint = "the ACME server did not answer: check -acme-directory and the network"
 		}
-		a.logger.Error("certificate not obtained", "name", name, "error", err, "retry_in", retry)
+		a.logger.Error("certificate not obtained", "name", name, "error", err, "retry_in", retry, "hint", hint)
 		select {
 		case <-ctx.Done():
 			return

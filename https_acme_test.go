@@ -296,7 +296,7 @@ func TestHTTPSWithANameThatFailsValidation(t *testing.T) {
 	p := startHTTPSProcess(t, bin, ca, "-db", db, "-domain", "api.tutorials.test,broken.tutorials.test",
 		"-addr", httpsAddr, "-http-addr", httpAddr, "-acme-directory", acme.directory)
 
-	failed := regexp.MustCompile(`level=ERROR msg="certificate not obtained" name=broken.tutorials.test error=.* retry_in=1h0m0s`)
+	failed := regexp.MustCompile(`level=ERROR msg="certificate not obtained" name=broken.tutorials.test error=.* retry_in=1h0m0s hint="check that the name's DNS points at this machine`)
 	waitForLog(t, p.logs, certificateReady, 1)
 	waitForLog(t, p.logs, failed, 1)
 	res, body := httpsGet(t, httpsAddr, "https://api.tutorials.test/api/v1/tutorials", key, acme.roots)

@@ -448,7 +448,7 @@ func TestHTTPSWithAnACMEServerThatDoesNotAnswer(t *testing.T) {
 	s := startServeWith(t, nil, "serve", "-db", db, "-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
 		"-domain", "api.tutorials.test", "-acme-directory", "https://"+down+"/dir")
 	addr := strings.TrimPrefix(s.url, "http://")
-	failed := regexp.MustCompile(`level=ERROR msg="certificate not obtained" name=api.tutorials.test error=".*connection refused" retry_in=2m0s`)
+	failed := regexp.MustCompile(`level=ERROR msg="certificate not obtained" name=api.tutorials.test error=".*connection refused" retry_in=2m0s hint="the ACME server did not answer`)
 	waitForLog(t, s.stderr, failed, 1)
 	for range 3 {
 		if _, err := handshake(addr, "api.tutorials.test", nil, 0); err == nil {
