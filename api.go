@@ -165,6 +165,8 @@ func errorResponse(err error) (status int, msg string) {
 		return http.StatusPreconditionFailed, "Precondition failed"
 	case errors.Is(err, ErrQueryTimeout):
 		return http.StatusServiceUnavailable, "Query took too long"
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable, "Database unavailable"
 	default:
 		return http.StatusInternalServerError, msgInternal
 	}
@@ -174,7 +176,7 @@ func errorResponse(err error) (status int, msg string) {
 // kept for the request's log line; it never reaches the client.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := errorResponse(err)
-	if status == http.StatusInternalServerError {
+	if status == http.StatusInternalServerError || errors.Is(err, ErrUnavailable) {
 		requestInfoFrom(r.Context()).err = err
 	}
 	writeEnvelope(w, envelope{Error: &msg, Status: status})

@@ -40,82 +40,84 @@ var (
 )
 
 func TestCORS(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.corsOrigins = []string{"https://app.example", "http://localhost:5173"}
-	withCORS := newTestServerWith(t, cfg)
-	withoutCORS := newTestServer(t)
-	withCORS.create(t, map[string]any{"title": "Go", "slug": "go"})
-	withoutCORS.create(t, map[string]any{"title": "Go", "slug": "go"})
+	forEachEngine(t, func(t *testing.T, e engine) {
+		cfg := testConfig(t)
+		cfg.corsOrigins = []string{"https://app.example", "http://localhost:5173"}
+		withCORS := newTestServerWith(t, e, cfg)
+		withoutCORS := newTestServer(t, e)
+		withCORS.create(t, map[string]any{"title": "Go", "slug": "go"})
+		withoutCORS.create(t, map[string]any{"title": "Go", "slug": "go"})
 
-	preflight := func(origin, method string) []string {
-		return []string{"Origin", origin, "Access-Control-Request-Method", method,
-			"Access-Control-Request-Headers", "authorization, content-type"}
-	}
-	tests := []struct {
-		name         string
-		ts           *testServer
-		method, path string
-		key          string
-		headers      []string
-		status       int
-		want         map[string]string
-	}{
-		{"preflight of a create from an allowed origin is 204",
-			withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://app.example", "POST"), 204, wantPreflight},
-		{"preflight of a delete from an allowed origin is 204",
-			withCORS, "OPTIONS", "/api/v1/tutorials/go", "", preflight("https://app.example", "DELETE"), 204, wantPreflight},
-		{"preflight from a second allowed origin echoes that origin",
-			withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("http://localhost:5173", "GET"), 204,
-			map[string]string{
-				"Access-Control-Allow-Origin":  "http://localhost:5173",
-				"Access-Control-Allow-Methods": wantPreflight["Access-Control-Allow-Methods"],
-				"Access-Control-Allow-Headers": wantPreflight["Access-Control-Allow-Headers"],
-				"Access-Control-Max-Age":       "7200",
-				"Vary":                         wantPreflight["Vary"],
-			}},
-		{"preflight from another origin is refused with the usual 405",
-			withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://evil.example", "POST"), 405, wantRefused},
-		{"an origin is matched exactly: not another scheme",
-			withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("http://app.example", "POST"), 405, wantRefused},
-		{"an origin is matched exactly: not another port",
-			withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://app.example:8443", "POST"), 405, wantRefused},
-		{"an origin is matched exactly: not a subdomain",
-			withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://sub.app.example", "POST"), 405, wantRefused},
-		{"the opaque origin null is refused",
-			withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("null", "POST"), 405, wantRefused},
-		{"OPTIONS that is not a preflight still gets 405",
-			withCORS, "OPTIONS", "/api/v1/tutorials", "", []string{"Origin", "https://app.example"}, 405, wantAllowed},
-		{"a read from an allowed origin can be read by the page",
-			withCORS, "GET", "/api/v1/tutorials/go", "read", []string{"Origin", "https://app.example"}, 200, wantAllowed},
-		{"an error for an allowed origin can be read by the page too",
-			withCORS, "GET", "/api/v1/tutorials", "", []string{"Origin", "https://app.example"}, 401, wantAllowed},
-		{"a read from another origin gets no CORS headers",
-			withCORS, "GET", "/api/v1/tutorials/go", "read", []string{"Origin", "https://evil.example"}, 200, wantRefused},
-		{"a request without Origin gets no CORS headers",
-			withCORS, "GET", "/api/v1/tutorials/go", "read", nil, 200, wantRefused},
-		{"without -cors-origins a preflight is a 405",
-			withoutCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://app.example", "POST"), 405, wantNone},
-		{"without -cors-origins a read gets no CORS headers",
-			withoutCORS, "GET", "/api/v1/tutorials/go", "read", []string{"Origin", "https://app.example"}, 200, wantNone},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			key := ""
-			if tt.key == "read" {
-				key = tt.ts.readKey
-			}
-			resp := tt.ts.request(t, tt.method, tt.path, key, "", tt.headers...)
-			if resp.status != tt.status {
-				t.Errorf("status %d %q, want %d", resp.status, resp.error, tt.status)
-			}
-			if diff := cmp.Diff(tt.want, corsHeaders(resp.header)); diff != "" {
-				t.Errorf("CORS headers (-want +got):\n%s", diff)
-			}
-			if tt.status == http.StatusMethodNotAllowed && resp.error != "Method not allowed" {
-				t.Errorf("error %q, want the usual Method not allowed", resp.error)
-			}
-		})
-	}
+		preflight := func(origin, method string) []string {
+			return []string{"Origin", origin, "Access-Control-Request-Method", method,
+				"Access-Control-Request-Headers", "authorization, content-type"}
+		}
+		tests := []struct {
+			name         string
+			ts           *testServer
+			method, path string
+			key          string
+			headers      []string
+			status       int
+			want         map[string]string
+		}{
+			{"preflight of a create from an allowed origin is 204",
+				withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://app.example", "POST"), 204, wantPreflight},
+			{"preflight of a delete from an allowed origin is 204",
+				withCORS, "OPTIONS", "/api/v1/tutorials/go", "", preflight("https://app.example", "DELETE"), 204, wantPreflight},
+			{"preflight from a second allowed origin echoes that origin",
+				withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("http://localhost:5173", "GET"), 204,
+				map[string]string{
+					"Access-Control-Allow-Origin":  "http://localhost:5173",
+					"Access-Control-Allow-Methods": wantPreflight["Access-Control-Allow-Methods"],
+					"Access-Control-Allow-Headers": wantPreflight["Access-Control-Allow-Headers"],
+					"Access-Control-Max-Age":       "7200",
+					"Vary":                         wantPreflight["Vary"],
+				}},
+			{"preflight from another origin is refused with the usual 405",
+				withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://evil.example", "POST"), 405, wantRefused},
+			{"an origin is matched exactly: not another scheme",
+				withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("http://app.example", "POST"), 405, wantRefused},
+			{"an origin is matched exactly: not another port",
+				withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://app.example:8443", "POST"), 405, wantRefused},
+			{"an origin is matched exactly: not a subdomain",
+				withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://sub.app.example", "POST"), 405, wantRefused},
+			{"the opaque origin null is refused",
+				withCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("null", "POST"), 405, wantRefused},
+			{"OPTIONS that is not a preflight still gets 405",
+				withCORS, "OPTIONS", "/api/v1/tutorials", "", []string{"Origin", "https://app.example"}, 405, wantAllowed},
+			{"a read from an allowed origin can be read by the page",
+				withCORS, "GET", "/api/v1/tutorials/go", "read", []string{"Origin", "https://app.example"}, 200, wantAllowed},
+			{"an error for an allowed origin can be read by the page too",
+				withCORS, "GET", "/api/v1/tutorials", "", []string{"Origin", "https://app.example"}, 401, wantAllowed},
+			{"a read from another origin gets no CORS headers",
+				withCORS, "GET", "/api/v1/tutorials/go", "read", []string{"Origin", "https://evil.example"}, 200, wantRefused},
+			{"a request without Origin gets no CORS headers",
+				withCORS, "GET", "/api/v1/tutorials/go", "read", nil, 200, wantRefused},
+			{"without -cors-origins a preflight is a 405",
+				withoutCORS, "OPTIONS", "/api/v1/tutorials", "", preflight("https://app.example", "POST"), 405, wantNone},
+			{"without -cors-origins a read gets no CORS headers",
+				withoutCORS, "GET", "/api/v1/tutorials/go", "read", []string{"Origin", "https://app.example"}, 200, wantNone},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				key := ""
+				if tt.key == "read" {
+					key = tt.ts.readKey
+				}
+				resp := tt.ts.request(t, tt.method, tt.path, key, "", tt.headers...)
+				if resp.status != tt.status {
+					t.Errorf("status %d %q, want %d", resp.status, resp.error, tt.status)
+				}
+				if diff := cmp.Diff(tt.want, corsHeaders(resp.header)); diff != "" {
+					t.Errorf("CORS headers (-want +got):\n%s", diff)
+				}
+				if tt.status == http.StatusMethodNotAllowed && resp.error != "Method not allowed" {
+					t.Errorf("error %q, want the usual Method not allowed", resp.error)
+				}
+			})
+		}
+	})
 }
 
 func TestCORSOriginsSetting(t *testing.T) {

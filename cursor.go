@@ -21,6 +21,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -85,6 +86,11 @@ func decodeCursor(s, sort string) (Position, error) {
 			return Position{}, errBadCursor
 		}
 	case "title", "-title":
+		// No title holds NUL (the API refuses it), and PostgreSQL cannot
+		// compare text that does.
+		if strings.ContainsRune(key, 0) {
+			return Position{}, errBadCursor
+		}
 	default:
 		return Position{}, errBadCursor
 	}

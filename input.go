@@ -255,6 +255,9 @@ func stringField(v *validator.Validator, fields map[string]json.RawMessage, name
 	}
 	s, ok := jsonString(raw)
 	v.Check(ok, name, name+" must be a string")
+	// "\u0000" is valid JSON, but no text a person writes, and PostgreSQL
+	// cannot store it: refused on both engines alike.
+	v.Check(!strings.ContainsRune(s, 0), name, name+" must not contain the NUL character (\\u0000)")
 	return s, true
 }
 

@@ -69,15 +69,16 @@ func usagef(format string, args ...any) error {
 }
 
 const usageText = `usage:
-  tutorials [serve] [-addr ADDR] [-db FILE] [-rate N] [-burst N] [-log-format text|json]
+  tutorials [serve] [-addr ADDR] [-db FILE|URL] [-rate N] [-burst N] [-log-format text|json]
                     [-cors-origins ORIGIN,...] [-trust-proxy]
                     [-domain NAME,... [-cert-dir DIR] [-acme-directory URL] [-acme-email ADDR]
                      | -tls-cert FILE -tls-key FILE] [-http-addr ADDR]
-  tutorials keys create -name NAME [-scope read|write] [-rate R -burst B] [-db FILE]
-  tutorials keys set-limit ID (-rate R -burst B | -rate 0 | -default) [-db FILE]
-  tutorials keys list [-db FILE]
-  tutorials keys revoke ID [-db FILE]
-  tutorials backup [-db FILE] [-force] FILE
+  tutorials keys create -name NAME [-scope read|write] [-rate R -burst B] [-db FILE|URL]
+  tutorials keys set-limit ID (-rate R -burst B | -rate 0 | -default) [-db FILE|URL]
+  tutorials keys list [-db FILE|URL]
+  tutorials keys revoke ID [-db FILE|URL]
+  tutorials backup [-db FILE|URL] [-force] FILE
+  tutorials copy FROM TO
   tutorials version
 `
 
@@ -120,6 +121,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	case "backup":
 		return runBackup(ctx, args, getenv, stdout)
+	case "copy":
+		return runCopy(ctx, args, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "tutorials", buildVersion())
 		return nil
@@ -176,13 +179,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// dbFlag adds -db, which every command takes, defaulting to TUTORIALS_DB.
+// dbFlag adds -db, which every command takes, defaulting to TUTORIALS_DB,
+// else DATABASE_URL (the convention of hosting platforms), else
+// tutorials.db.
 func dbFlag(fs *flag.FlagSet, getenv func(string) string) *string {
 	def := getenv("TUTORIALS_DB")
 	if def == "" {
+		def = getenv("DATABASE_URL")
+	}
+	if def == "" {
 		def = "tutorials.db"
 	}
-	return fs.String("db", def, "SQLite database file")
+	return fs.String("db", def, "SQLite database file, or postgres:// URL")
 }
 
 // parseServeConfig reads the serve command's flags over its environment.
@@ -369,13 +377,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	if err := bootstrapKey(ctx, store, cfg.db, stderr, logger); err != nil {
+	if err := bootstrapKey(ctx, store, displayDB(cfg.db), stderr, logger); err != nil {
 		ln.Close()
 		front.close()
 		return err
 	}
 	listening := append([]any{"addr", ln.Addr().String()}, front.logAttrs()...)
-	logger.Info("listening", append(listening, "db", cfg.db, "version", buildVersion())...)
+	logger.Info("listening", append(listening, "db", displayDB(cfg.db), "version", buildVersion())...)
 
 	stopSaving := every(saveUsageEvery, func() {
 		// A save cut short by the shutdown is no failure: the last save,
@@ -499,12 +507,7 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return usagef("backup takes one file to write the copy to (flags go before it)")
 	}
 	dest := fs.Arg(0)
-	// OpenStore would create a missing database, and a mistyped -db would
-	// then give a backup of nothing that looks like a success.
-	if _, err := os.Stat(*db); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	store, err := OpenStore(ctx, *db)
+	store, err := openExisting(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -514,7 +517,7 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 	} else if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "backed up %s to %s\n", *db, dest)
+	fmt.Fprintf(stdout, "backed up %s to %s\n", displayDB(*db), dest)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -42,96 +43,108 @@ var (
 )
 
 func TestKeysCreatePrintsOnlyTheKey(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "t.db")
-	stdout, _, err := runCommand(t, "keys", "create", "-name", "laptop", "-db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := strings.TrimSuffix(stdout, "\n")
-	if !keyFormat.MatchString(key) {
-		t.Fatalf("stdout = %q, want one key and a newline", stdout)
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		db := newTestDB(t, e)
+		stdout, _, err := runCommand(t, "keys", "create", "-name", "laptop", "-db", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := strings.TrimSuffix(stdout, "\n")
+		if !keyFormat.MatchString(key) {
+			t.Fatalf("stdout = %q, want one key and a newline", stdout)
+		}
 
-	// The database holds the hash and the prefix, never the key.
-	conn := openSQL(t, db)
-	var stored struct {
-		name, prefix, scope string
-		hash                []byte
-	}
-	err = conn.QueryRow(`SELECT name, prefix, scope, hash FROM api_keys`).Scan(&stored.name, &stored.prefix, &stored.scope, &stored.hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stored.name != "laptop" || stored.prefix != key[:12] || stored.scope != "write" || !bytes.Equal(stored.hash, hashKey(key)) {
-		t.Errorf("stored %+v for key %s", stored, key)
-	}
-	var dump strings.Builder
-	rows, _ := conn.Query(`SELECT quote(name)||quote(prefix)||quote(hash)||quote(scope) FROM api_keys`)
-	for rows.Next() {
-		var s string
-		rows.Scan(&s)
-		dump.WriteString(s)
-	}
-	rows.Close()
-	if strings.Contains(strings.ToLower(dump.String()), key[len(keyPrefix):]) {
-		t.Errorf("the key is stored in the clear: %s", dump.String())
-	}
+		// The database holds the hash and the prefix, never the key.
+		conn := openSQL(t, db)
+		var stored struct {
+			name, prefix, scope string
+			hash                []byte
+		}
+		err = conn.QueryRow(`SELECT name, prefix, scope, hash FROM api_keys`).Scan(&stored.name, &stored.prefix, &stored.scope, &stored.hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored.name != "laptop" || stored.prefix != key[:12] || stored.scope != "write" || !bytes.Equal(stored.hash, hashKey(key)) {
+			t.Errorf("stored %+v for key %s", stored, key)
+		}
+		// Every column a key's text could hide in, the hash as hex.
+		var dump strings.Builder
+		rows, err := conn.Query(`SELECT name, prefix, hash, scope FROM api_keys`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var name, prefix, scope string
+			var hash []byte
+			if err := rows.Scan(&name, &prefix, &hash, &scope); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&dump, "%s %s %x %s\n", name, prefix, hash, scope)
+		}
+		rows.Close()
+		if strings.Contains(strings.ToLower(dump.String()), key[len(keyPrefix):]) {
+			t.Errorf("the key is stored in the clear: %s", dump.String())
+		}
+	})
 }
 
 func TestKeysListAndRevoke(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "t.db")
-	writeKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "ci bot")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "dashboard", "-scope", "read", "-rate", "2.5", "-burst", "5")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seedKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "seeder", "-rate", "0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, _, err := runCommand(t, "keys", "revoke", "-db", db, "1"); err != nil || out != "revoked key 1\n" {
-		t.Fatalf("revoke: %q, %v", out, err)
-	}
-	if out, _, err := runCommand(t, "keys", "revoke", "-db", db, "1"); err != nil || out != "key 1 was already revoked\n" {
-		t.Errorf("revoke again: %q, %v; want the news that it was already revoked, and success", out, err)
-	}
-
-	out, _, err := runCommand(t, "keys", "list", "-db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The command runs on the real clock, which no test can know: a time
-	// in the table is checked for its form, not its value.
-	timestamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
-	var got [][]string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		fields := regexp.MustCompile(`\s{2,}`).Split(line, -1)
-		for i, f := range fields {
-			if timestamp.MatchString(f) {
-				fields[i] = "<time>"
-			}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		db := newTestDB(t, e)
+		writeKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "ci bot")
+		if err != nil {
+			t.Fatal(err)
 		}
-		got = append(got, fields)
-	}
-	want := [][]string{
-		{"ID", "NAME", "PREFIX", "SCOPE", "LIMITS", "ACTIVE", "CREATED", "LAST USED"},
-		{"1", "ci bot", writeKey[:12], "write", "server default", "no", "<time>", "never"},
-		{"2", "dashboard", readKey[:12], "read", "2.5/s burst 5", "yes", "<time>", "never"},
-		{"3", "seeder", seedKey[:12], "write", "no limit", "yes", "<time>", "never"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("keys list (-want +got):\n%s\n%s", diff, out)
-	}
+		readKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "dashboard", "-scope", "read", "-rate", "2.5", "-burst", "5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seedKey, _, err := runCommand(t, "keys", "create", "-db", db, "-name", "seeder", "-rate", "0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, _, err := runCommand(t, "keys", "revoke", "-db", db, "1"); err != nil || out != "revoked key 1\n" {
+			t.Fatalf("revoke: %q, %v", out, err)
+		}
+		if out, _, err := runCommand(t, "keys", "revoke", "-db", db, "1"); err != nil || out != "key 1 was already revoked\n" {
+			t.Errorf("revoke again: %q, %v; want the news that it was already revoked, and success", out, err)
+		}
 
-	_, _, err = runCommand(t, "keys", "revoke", "-db", db, "99")
-	if err == nil || err.Error() != "no key with id 99" || errors.As(err, new(*usageError)) {
-		t.Errorf("revoke of a missing key: %v, want a plain failure naming it", err)
-	}
+		out, _, err := runCommand(t, "keys", "list", "-db", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The command runs on the real clock, which no test can know: a time
+		// in the table is checked for its form, not its value.
+		timestamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
+		var got [][]string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			fields := regexp.MustCompile(`\s{2,}`).Split(line, -1)
+			for i, f := range fields {
+				if timestamp.MatchString(f) {
+					fields[i] = "<time>"
+				}
+			}
+			got = append(got, fields)
+		}
+		want := [][]string{
+			{"ID", "NAME", "PREFIX", "SCOPE", "LIMITS", "ACTIVE", "CREATED", "LAST USED"},
+			{"1", "ci bot", writeKey[:12], "write", "server default", "no", "<time>", "never"},
+			{"2", "dashboard", readKey[:12], "read", "2.5/s burst 5", "yes", "<time>", "never"},
+			{"3", "seeder", seedKey[:12], "write", "no limit", "yes", "<time>", "never"},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("keys list (-want +got):\n%s\n%s", diff, out)
+		}
+
+		_, _, err = runCommand(t, "keys", "revoke", "-db", db, "99")
+		if err == nil || err.Error() != "no key with id 99" || errors.As(err, new(*usageError)) {
+			t.Errorf("revoke of a missing key: %v, want a plain failure naming it", err)
+		}
+	})
 }
 
+// SQLite only: these are mistakes of the command line, whatever the database.
 func TestUsageErrors(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "t.db")
 	tests := []struct {
@@ -207,6 +220,10 @@ func TestServeConfig(t *testing.T) {
 		{"environment", nil, map[string]string{"TUTORIALS_DB": "/var/lib/t.db", "TUTORIALS_RATE": "2.5",
 			"TUTORIALS_BURST": "5", "TUTORIALS_LOG_FORMAT": "json"},
 			config{addr: ":8080", db: "/var/lib/t.db", rate: 2.5, burst: 5, logFormat: "json"}},
+		{"DATABASE_URL, as hosting platforms set it", nil, map[string]string{"DATABASE_URL": "postgres://h/db"},
+			config{addr: ":8080", db: "postgres://h/db", rate: 10, burst: 20, logFormat: "text"}},
+		{"TUTORIALS_DB beats DATABASE_URL", nil, map[string]string{"DATABASE_URL": "postgres://h/db", "TUTORIALS_DB": "t.db"},
+			config{addr: ":8080", db: "t.db", rate: 10, burst: 20, logFormat: "text"}},
 		{"flags beat the environment", []string{"-addr", ":1", "-db", "f.db", "-rate", "0", "-burst", "1", "-log-format", "text"},
 			map[string]string{"PORT": "3000", "TUTORIALS_ADDR": ":2", "TUTORIALS_DB": "e.db", "TUTORIALS_RATE": "3",
 				"TUTORIALS_BURST": "4", "TUTORIALS_LOG_FORMAT": "json"},
@@ -310,31 +327,33 @@ func TestWarningsAndErrorsAreWrittenAtOnce(t *testing.T) {
 // before the client has its answer: killed right after it, the server has
 // lost none of it, nor the request line before it.
 func TestErrorLineSurvivesKill9(t *testing.T) {
-	bin := buildBinary(t)
-	db := filepath.Join(t.TempDir(), "t.db")
-	key := createKey(t, bin, db)
-	p := startServer(t, bin, db)
-	client := &http.Client{Timeout: 10 * time.Second}
-	if status, err := p.post(client, key, "first"); err != nil || status != http.StatusCreated {
-		t.Fatalf("create: %d, %v", status, err)
-	}
-	// From now on every insert fails, as on a database that breaks.
-	if _, err := openSQL(t, db).Exec(`CREATE TRIGGER refuse BEFORE INSERT ON tutorials BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
-		t.Fatal(err)
-	}
-	if status, err := p.post(client, key, "second"); err != nil || status != http.StatusInternalServerError {
-		t.Fatalf("create with inserts refused: %d, %v, want 500", status, err)
-	}
-	p.cmd.Process.Kill()
-	<-p.done
+	bin := buildBinary(t) // once: both engines run the same program
+	forEachEngine(t, func(t *testing.T, e engine) {
+		db := newTestDB(t, e)
+		key := createKey(t, bin, db)
+		p := startServer(t, bin, db)
+		client := &http.Client{Timeout: 10 * time.Second}
+		if status, err := p.post(client, key, "first"); err != nil || status != http.StatusCreated {
+			t.Fatalf("create: %d, %v", status, err)
+		}
+		// From now on every insert fails, as on a database that breaks.
+		if _, err := openSQL(t, db).Exec(refuseInserts(e)); err != nil {
+			t.Fatal(err)
+		}
+		if status, err := p.post(client, key, "second"); err != nil || status != http.StatusInternalServerError {
+			t.Fatalf("create with inserts refused: %d, %v, want 500", status, err)
+		}
+		p.cmd.Process.Kill()
+		<-p.done
 
-	var got []string
-	for _, m := range regexp.MustCompile(`(?m)^.*level=(\w+) msg=request method=POST .*status=(\d+)`).FindAllStringSubmatch(p.logs.String(), -1) {
-		got = append(got, m[1]+" "+m[2])
-	}
-	if diff := cmp.Diff([]string{"INFO 201", "ERROR 500"}, got); diff != "" {
-		t.Errorf("request lines in the log of the killed server (-want +got):\n%s\n%s", diff, p.logs)
-	}
+		var got []string
+		for _, m := range regexp.MustCompile(`(?m)^.*level=(\w+) msg=request method=POST .*status=(\d+)`).FindAllStringSubmatch(p.logs.String(), -1) {
+			got = append(got, m[1]+" "+m[2])
+		}
+		if diff := cmp.Diff([]string{"INFO 201", "ERROR 500"}, got); diff != "" {
+			t.Errorf("request lines in the log of the killed server (-want +got):\n%s\n%s", diff, p.logs)
+		}
+	})
 }
 
 // serving is a serve command running in the background, as main runs it.
@@ -433,22 +452,29 @@ func (s *serving) shutdown(t *testing.T) error {
 // Where stderr is not a terminal (a service manager's journal, a log
 // collector), no key is made or shown: one line says how to make one.
 func TestServeMakesNoKeyWhereStderrIsALog(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "t.db")
-	s := startServe(t, db)
-	if keyInLog.MatchString(s.stderr.String()) {
-		t.Errorf("a key reached the log:\n%s", s.stderr)
-	}
-	want := "level=WARN msg=\"no active API key: every request will be refused until you create one with: tutorials keys create -name NAME -db DB\" db=" + db
-	if !strings.Contains(s.stderr.String(), want) {
-		t.Errorf("the log does not say how to make a key, %q:\n%s", want, s.stderr)
-	}
-	out, _, err := runCommand(t, "keys", "list", "-db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(strings.TrimSpace(out), "\n"); n != 0 {
-		t.Errorf("a key was made:\n%s", out)
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		db := newTestDB(t, e)
+		s := startServe(t, db)
+		if keyInLog.MatchString(s.stderr.String()) {
+			t.Errorf("a key reached the log:\n%s", s.stderr)
+		}
+		// slog quotes a value with an = in it, as a PostgreSQL URL's query has.
+		shown := db
+		if strings.ContainsAny(db, " =\"") {
+			shown = strconv.Quote(db)
+		}
+		want := "level=WARN msg=\"no active API key: every request will be refused until you create one with: tutorials keys create -name NAME -db DB\" db=" + shown
+		if !strings.Contains(s.stderr.String(), want) {
+			t.Errorf("the log does not say how to make a key, %q:\n%s", want, s.stderr)
+		}
+		out, _, err := runCommand(t, "keys", "list", "-db", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(strings.TrimSpace(out), "\n"); n != 0 {
+			t.Errorf("a key was made:\n%s", out)
+		}
+	})
 }
 
 // every runs its job until stopped, and stop waits for a job under way:
@@ -490,37 +516,39 @@ func TestEveryStopWaitsForTheJobUnderWay(t *testing.T) {
 }
 
 func TestServeLogsOneLinePerRequest(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "t.db")
-	s := startServe(t, db)
-	for i := range 3 {
-		res, err := http.Get(fmt.Sprintf("%s/healthz?n=%d", s.url, i))
-		if err != nil {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		db := newTestDB(t, e)
+		s := startServe(t, db)
+		for i := range 3 {
+			res, err := http.Get(fmt.Sprintf("%s/healthz?n=%d", s.url, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+		}
+		requestLines := func() []string {
+			return regexp.MustCompile(`(?m)^.*msg=request .*$`).FindAllString(s.stderr.String(), -1)
+		}
+		// The lines are buffered, but reach the log while the server runs.
+		for deadline := time.Now().Add(2 * time.Second); len(requestLines()) < 3 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := len(requestLines()); n != 3 {
+			t.Errorf("%d request lines in the log of the running server, want 3", n)
+		}
+		if err := s.shutdown(t); err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
-	}
-	requestLines := func() []string {
-		return regexp.MustCompile(`(?m)^.*msg=request .*$`).FindAllString(s.stderr.String(), -1)
-	}
-	// The lines are buffered, but reach the log while the server runs.
-	for deadline := time.Now().Add(2 * time.Second); len(requestLines()) < 3 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := len(requestLines()); n != 3 {
-		t.Errorf("%d request lines in the log of the running server, want 3", n)
-	}
-	if err := s.shutdown(t); err != nil {
-		t.Fatal(err)
-	}
-	lines := requestLines()
-	if len(lines) != 3 {
-		t.Fatalf("%d request lines, want 3:\n%s", len(lines), s.stderr)
-	}
-	for _, want := range []string{"method=GET", "path=/healthz", "status=200", "bytes=", "duration=", "key_id=0", "request_id="} {
-		if !strings.Contains(lines[0], want) {
-			t.Errorf("request line lacks %s: %s", want, lines[0])
+		lines := requestLines()
+		if len(lines) != 3 {
+			t.Fatalf("%d request lines, want 3:\n%s", len(lines), s.stderr)
 		}
-	}
+		for _, want := range []string{"method=GET", "path=/healthz", "status=200", "bytes=", "duration=", "key_id=0", "request_id="} {
+			if !strings.Contains(lines[0], want) {
+				t.Errorf("request line lacks %s: %s", want, lines[0])
+			}
+		}
+	})
 }
 
 func TestHelpListsEveryCommand(t *testing.T) {

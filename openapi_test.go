@@ -100,86 +100,94 @@ func routeMismatches(patterns []string, described map[string]openAPIOperation) [
 }
 
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
-	ts := newTestServer(t)
-	doc := loadOpenAPI(t)
-	if problems := routeMismatches(registeredPatterns(t, ts), doc.operations(t)); len(problems) > 0 {
-		t.Errorf("addRoutes and openapi.json disagree:\n%s", strings.Join(problems, "\n"))
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		doc := loadOpenAPI(t)
+		if problems := routeMismatches(registeredPatterns(t, ts), doc.operations(t)); len(problems) > 0 {
+			t.Errorf("addRoutes and openapi.json disagree:\n%s", strings.Join(problems, "\n"))
+		}
+	})
 }
 
 // The check above must fail when the two drift apart, in either direction:
 // a route added without the spec, or a spec entry for a route removed.
 func TestOpenAPIRouteCheckCatchesDrift(t *testing.T) {
-	ts := newTestServer(t)
-	ops := loadOpenAPI(t).operations(t)
-	patterns := slices.DeleteFunc(registeredPatterns(t, ts), func(p string) bool { return p == "DELETE /api/v1/tutorials/{slug}" })
-	patterns = append(patterns, "GET /api/v1/tags", "POST /api/v1/tutorials/{slug}")
-	want := []string{
-		`openapi.json describes "DELETE /api/v1/tutorials/{slug}", which is not a route`,
-		`route "GET /api/v1/tags" is not in openapi.json`,
-		`route "POST /api/v1/tutorials/{slug}" is not in openapi.json`,
-	}
-	if diff := cmp.Diff(want, routeMismatches(patterns, ops)); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		ops := loadOpenAPI(t).operations(t)
+		patterns := slices.DeleteFunc(registeredPatterns(t, ts), func(p string) bool { return p == "DELETE /api/v1/tutorials/{slug}" })
+		patterns = append(patterns, "GET /api/v1/tags", "POST /api/v1/tutorials/{slug}")
+		want := []string{
+			`openapi.json describes "DELETE /api/v1/tutorials/{slug}", which is not a route`,
+			`route "GET /api/v1/tags" is not in openapi.json`,
+			`route "POST /api/v1/tutorials/{slug}" is not in openapi.json`,
+		}
+		if diff := cmp.Diff(want, routeMismatches(patterns, ops)); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
 }
 
 func TestOpenAPIDocumentIsServedWithoutAKey(t *testing.T) {
-	ts := newTestServer(t)
-	get := func(headers ...string) response {
-		t.Helper()
-		return ts.request(t, "GET", "/api/v1/openapi.json", "", "", headers...)
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		get := func(headers ...string) response {
+			t.Helper()
+			return ts.request(t, "GET", "/api/v1/openapi.json", "", "", headers...)
+		}
 
-	for _, auth := range []string{"", "Bearer tut_wrong", "Basic eDp5"} {
-		resp := get("Authorization", auth)
-		if resp.status != http.StatusOK {
-			t.Fatalf("Authorization %q: status %d, want 200", auth, resp.status)
+		for _, auth := range []string{"", "Bearer tut_wrong", "Basic eDp5"} {
+			resp := get("Authorization", auth)
+			if resp.status != http.StatusOK {
+				t.Fatalf("Authorization %q: status %d, want 200", auth, resp.status)
+			}
+			// The document is the envelope's data, byte for byte as in the repository.
+			var got, want any
+			if err := json.Unmarshal(resp.data, &got); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(openAPIDocument, &want); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("data is not openapi.json (-want +got):\n%s", diff)
+			}
 		}
-		// The document is the envelope's data, byte for byte as in the repository.
-		var got, want any
-		if err := json.Unmarshal(resp.data, &got); err != nil {
-			t.Fatal(err)
+		if doc := loadOpenAPI(t); !strings.HasPrefix(doc.OpenAPI, "3.1.") {
+			t.Errorf("openapi = %q, want 3.1.x", doc.OpenAPI)
 		}
-		if err := json.Unmarshal(openAPIDocument, &want); err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("data is not openapi.json (-want +got):\n%s", diff)
-		}
-	}
-	if doc := loadOpenAPI(t); !strings.HasPrefix(doc.OpenAPI, "3.1.") {
-		t.Errorf("openapi = %q, want 3.1.x", doc.OpenAPI)
-	}
 
-	etag := get().header.Get("ETag")
-	if resp := get("If-None-Match", etag); resp.status != http.StatusNotModified || len(resp.body) != 0 {
-		t.Errorf("If-None-Match %s: status %d with %d bytes, want 304 with none", etag, resp.status, len(resp.body))
-	}
-	// Other methods are answered as on any route.
-	ts.request(t, "POST", "/api/v1/openapi.json", "", "").wantError(t, http.StatusMethodNotAllowed, "Method not allowed")
+		etag := get().header.Get("ETag")
+		if resp := get("If-None-Match", etag); resp.status != http.StatusNotModified || len(resp.body) != 0 {
+			t.Errorf("If-None-Match %s: status %d with %d bytes, want 304 with none", etag, resp.status, len(resp.body))
+		}
+		// Other methods are answered as on any route.
+		ts.request(t, "POST", "/api/v1/openapi.json", "", "").wantError(t, http.StatusMethodNotAllowed, "Method not allowed")
+	})
 }
 
 // The bearer scheme the document claims is the one the server enforces:
 // every operation that needs a key answers 401 without one, and every
 // operation that needs none does not.
 func TestOpenAPISecurityMatchesTheServer(t *testing.T) {
-	ts := newTestServer(t)
-	doc := loadOpenAPI(t)
-	if diff := cmp.Diff([]map[string][]string{{"bearerAuth": {}}}, doc.Security); diff != "" {
-		t.Fatalf("document security (-want +got):\n%s", diff)
-	}
-	for name, op := range doc.operations(t) {
-		t.Run(name, func(t *testing.T) {
-			method, path, _ := strings.Cut(name, " ")
-			path = strings.ReplaceAll(path, "{slug}", "go")
-			resp := ts.request(t, method, path, "", "")
-			needsKey := op.Security == nil || len(*op.Security) > 0
-			if got := resp.status == http.StatusUnauthorized; got != needsKey {
-				t.Errorf("without a key: status %d; the document says a key is needed: %v", resp.status, needsKey)
-			}
-		})
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		doc := loadOpenAPI(t)
+		if diff := cmp.Diff([]map[string][]string{{"bearerAuth": {}}}, doc.Security); diff != "" {
+			t.Fatalf("document security (-want +got):\n%s", diff)
+		}
+		for name, op := range doc.operations(t) {
+			t.Run(name, func(t *testing.T) {
+				method, path, _ := strings.Cut(name, " ")
+				path = strings.ReplaceAll(path, "{slug}", "go")
+				resp := ts.request(t, method, path, "", "")
+				needsKey := op.Security == nil || len(*op.Security) > 0
+				if got := resp.status == http.StatusUnauthorized; got != needsKey {
+					t.Errorf("without a key: status %d; the document says a key is needed: %v", resp.status, needsKey)
+				}
+			})
+		}
+	})
 }
 
 // Every status the contract lists is described where it can happen.
@@ -241,63 +249,65 @@ func TestOpenAPIListsTheStatusesOfTheContract(t *testing.T) {
 // and the server's answer agree. (JSON Schema patterns are ECMA-262; the
 // ones used here are written to mean the same in Go's regexp.)
 func TestOpenAPIPatternsAgreeWithTheServer(t *testing.T) {
-	var doc struct {
-		Components struct {
-			Parameters map[string]struct {
-				Schema struct{ Pattern string } `json:"schema"`
-			} `json:"parameters"`
-			Schemas map[string]struct {
-				Properties map[string]struct{ Pattern string } `json:"properties"`
-			} `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
-		t.Fatal(err)
-	}
-	fields := doc.Components.Schemas["TutorialFields"].Properties
-	tests := []struct {
-		name    string
-		pattern string
-		values  []string
-		// accepted sends value and reports whether the server took it.
-		accepted func(ts *testServer, value string) bool
-	}{
-		{"q", doc.Components.Parameters["Q"].Schema.Pattern,
-			[]string{"", "  ", "go", "é", "42", "***", "-", "🙂", "c++"},
-			func(ts *testServer, v string) bool {
-				return ts.request(t, "GET", "/api/v1/tutorials?q="+url.QueryEscape(v), ts.readKey, "").status == http.StatusOK
-			}},
-		{"title", fields["title"].Pattern,
-			[]string{"Go", " Go ", "\t", " ", "\u00a0x", "\u00a0", "\u2003", "\v", "\u0085"},
-			func(ts *testServer, v string) bool {
-				body := mustJSON(t, map[string]any{"title": v, "slug": "s"})
-				resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, body)
-				ts.request(t, "DELETE", "/api/v1/tutorials/s", ts.writeKey, "")
-				return resp.status == http.StatusCreated
-			}},
-		{"category", fields["category"].Pattern,
-			[]string{"go", " go", "\t", "  ", "\u3000"},
-			func(ts *testServer, v string) bool {
-				body := mustJSON(t, map[string]any{"title": "T", "slug": "s", "category": v})
-				resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, body)
-				ts.request(t, "DELETE", "/api/v1/tutorials/s", ts.writeKey, "")
-				return resp.status == http.StatusCreated
-			}},
-	}
-	ts := newTestServer(t)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.pattern == "" {
-				t.Fatalf("openapi.json gives %s no pattern", tt.name)
-			}
-			re := regexp.MustCompile(tt.pattern)
-			for _, v := range tt.values {
-				if doc, server := re.MatchString(v), tt.accepted(ts, v); doc != server {
-					t.Errorf("%s %q: the document's pattern says %v, the server %v", tt.name, v, doc, server)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		var doc struct {
+			Components struct {
+				Parameters map[string]struct {
+					Schema struct{ Pattern string } `json:"schema"`
+				} `json:"parameters"`
+				Schemas map[string]struct {
+					Properties map[string]struct{ Pattern string } `json:"properties"`
+				} `json:"schemas"`
+			} `json:"components"`
+		}
+		if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+			t.Fatal(err)
+		}
+		fields := doc.Components.Schemas["TutorialFields"].Properties
+		tests := []struct {
+			name    string
+			pattern string
+			values  []string
+			// accepted sends value and reports whether the server took it.
+			accepted func(ts *testServer, value string) bool
+		}{
+			{"q", doc.Components.Parameters["Q"].Schema.Pattern,
+				[]string{"", "  ", "go", "é", "42", "***", "-", "🙂", "c++"},
+				func(ts *testServer, v string) bool {
+					return ts.request(t, "GET", "/api/v1/tutorials?q="+url.QueryEscape(v), ts.readKey, "").status == http.StatusOK
+				}},
+			{"title", fields["title"].Pattern,
+				[]string{"Go", " Go ", "\t", " ", "\u00a0x", "\u00a0", "\u2003", "\v", "\u0085"},
+				func(ts *testServer, v string) bool {
+					body := mustJSON(t, map[string]any{"title": v, "slug": "s"})
+					resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, body)
+					ts.request(t, "DELETE", "/api/v1/tutorials/s", ts.writeKey, "")
+					return resp.status == http.StatusCreated
+				}},
+			{"category", fields["category"].Pattern,
+				[]string{"go", " go", "\t", "  ", "\u3000"},
+				func(ts *testServer, v string) bool {
+					body := mustJSON(t, map[string]any{"title": "T", "slug": "s", "category": v})
+					resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, body)
+					ts.request(t, "DELETE", "/api/v1/tutorials/s", ts.writeKey, "")
+					return resp.status == http.StatusCreated
+				}},
+		}
+		ts := newTestServer(t, e)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if tt.pattern == "" {
+					t.Fatalf("openapi.json gives %s no pattern", tt.name)
 				}
-			}
-		})
-	}
+				re := regexp.MustCompile(tt.pattern)
+				for _, v := range tt.values {
+					if doc, server := re.MatchString(v), tt.accepted(ts, v); doc != server {
+						t.Errorf("%s %q: the document's pattern says %v, the server %v", tt.name, v, doc, server)
+					}
+				}
+			})
+		}
+	})
 }
 
 // The document's own description says how it is served: in the envelope,

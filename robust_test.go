@@ -27,92 +27,96 @@ import (
 // TestConcurrentCreates sends creates all at once: writers each with slugs
 // of their own, and clients racing for one slug. Every create gets its own
 // answer, and only after its own commit: each 201 is already there for
-// another connection to the file, as another process would see it.
+// another connection to the database, as another process would see it.
 func TestConcurrentCreates(t *testing.T) {
-	ts := newTestServer(t)
-	other := openSQL(t, ts.dbPath)
-	committed := func(slug string) bool {
-		var n int
-		if err := other.QueryRow(`SELECT count(*) FROM tutorials WHERE slug = ?`, slug).Scan(&n); err != nil {
-			t.Error(err)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		other := openSQL(t, ts.db)
+		committed := func(slug string) bool {
+			var n int
+			if err := other.QueryRow(`SELECT count(*) FROM tutorials WHERE slug = $1`, slug).Scan(&n); err != nil {
+				t.Error(err)
+			}
+			return n == 1
 		}
-		return n == 1
-	}
-	const writers, each, racers = 8, 50, 16
-	start := make(chan struct{})
-	raced := make(chan response, racers)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			<-start
-			for i := range each {
-				slug := fmt.Sprintf("w%d-%d", w, i)
-				resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, mustJSON(t, map[string]any{"title": "t", "slug": slug}))
-				if resp.status != http.StatusCreated {
-					t.Errorf("writer %d, create %d: %d %q", w, i, resp.status, resp.error)
-					return
+		const writers, each, racers = 8, 50, 16
+		start := make(chan struct{})
+		raced := make(chan response, racers)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				<-start
+				for i := range each {
+					slug := fmt.Sprintf("w%d-%d", w, i)
+					resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, mustJSON(t, map[string]any{"title": "t", "slug": slug}))
+					if resp.status != http.StatusCreated {
+						t.Errorf("writer %d, create %d: %d %q", w, i, resp.status, resp.error)
+						return
+					}
+					if !committed(slug) {
+						t.Errorf("%s was answered 201 before it was committed", slug)
+					}
 				}
-				if !committed(slug) {
-					t.Errorf("%s was answered 201 before it was committed", slug)
+			})
+		}
+		for i := range racers {
+			wg.Go(func() {
+				<-start // all at once, as far as the scheduler allows
+				resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey,
+					mustJSON(t, map[string]any{"title": fmt.Sprint("client ", i), "slug": "same"}))
+				if resp.status == http.StatusCreated && !committed("same") {
+					t.Error("the racer's create was answered 201 before it was committed")
 				}
-			}
-		})
-	}
-	for i := range racers {
-		wg.Go(func() {
-			<-start // all at once, as far as the scheduler allows
-			resp := ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey,
-				mustJSON(t, map[string]any{"title": fmt.Sprint("client ", i), "slug": "same"}))
-			if resp.status == http.StatusCreated && !committed("same") {
-				t.Error("the racer's create was answered 201 before it was committed")
-			}
-			raced <- resp
-		})
-	}
-	close(start)
-	wg.Wait()
-	close(raced)
+				raced <- resp
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(raced)
 
-	got := map[int]int{}
-	for resp := range raced {
-		got[resp.status]++
-		if resp.status == http.StatusConflict {
-			resp.wantError(t, http.StatusConflict, "Slug already exists")
+		got := map[int]int{}
+		for resp := range raced {
+			got[resp.status]++
+			if resp.status == http.StatusConflict {
+				resp.wantError(t, http.StatusConflict, "Slug already exists")
+			}
 		}
-	}
-	if diff := cmp.Diff(map[int]int{http.StatusCreated: 1, http.StatusConflict: racers - 1}, got); diff != "" {
-		t.Errorf("the racers' statuses (-want +got):\n%s", diff)
-	}
-	if n := ts.count(t); n != writers*each+1 {
-		t.Errorf("%d tutorials, want %d", n, writers*each+1)
-	}
-	if logs := ts.logs.String(); strings.Contains(logs, "locked") || strings.Contains(logs, "level=ERROR") {
-		t.Errorf("the log shows a failed write:\n%s", logs)
-	}
+		if diff := cmp.Diff(map[int]int{http.StatusCreated: 1, http.StatusConflict: racers - 1}, got); diff != "" {
+			t.Errorf("the racers' statuses (-want +got):\n%s", diff)
+		}
+		if n := ts.count(t); n != writers*each+1 {
+			t.Errorf("%d tutorials, want %d", n, writers*each+1)
+		}
+		if logs := ts.logs.String(); strings.Contains(logs, "locked") || strings.Contains(logs, "level=ERROR") {
+			t.Errorf("the log shows a failed write:\n%s", logs)
+		}
+	})
 }
 
 func TestTwoClientsPatchingDifferentFieldsKeepBoth(t *testing.T) {
-	ts := newTestServer(t)
-	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
-	const rounds = 200
-	var wg sync.WaitGroup
-	for _, field := range []string{"title", "content"} {
-		wg.Go(func() {
-			for i := range rounds {
-				body := mustJSON(t, map[string]any{field: fmt.Sprintf("%s %d", field, i)})
-				if resp := ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, body); resp.status != http.StatusOK {
-					t.Errorf("patch %s %d: %d %q", field, i, resp.status, resp.error)
-					return
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+		const rounds = 200
+		var wg sync.WaitGroup
+		for _, field := range []string{"title", "content"} {
+			wg.Go(func() {
+				for i := range rounds {
+					body := mustJSON(t, map[string]any{field: fmt.Sprintf("%s %d", field, i)})
+					if resp := ts.request(t, "PATCH", "/api/v1/tutorials/go", ts.writeKey, body); resp.status != http.StatusOK {
+						t.Errorf("patch %s %d: %d %q", field, i, resp.status, resp.error)
+						return
+					}
 				}
-			}
-		})
-	}
-	wg.Wait()
-	got := decodeData[Tutorial](t, ts.request(t, "GET", "/api/v1/tutorials/go", ts.readKey, ""))
-	want := []string{fmt.Sprint("title ", rounds-1), fmt.Sprint("content ", rounds-1)}
-	if diff := cmp.Diff(want, []string{got.Title, got.Content}); diff != "" {
-		t.Errorf("last values (-want +got):\n%s", diff)
-	}
+			})
+		}
+		wg.Wait()
+		got := decodeData[Tutorial](t, ts.request(t, "GET", "/api/v1/tutorials/go", ts.readKey, ""))
+		want := []string{fmt.Sprint("title ", rounds-1), fmt.Sprint("content ", rounds-1)}
+		if diff := cmp.Diff(want, []string{got.Title, got.Content}); diff != "" {
+			t.Errorf("last values (-want +got):\n%s", diff)
+		}
+	})
 }
 
 // ---- Slow clients ----
@@ -134,6 +138,7 @@ func halfRequest(t *testing.T, addr string) net.Conn {
 
 // TestSlowClients holds the server that run starts to its timeouts, so that
 // a slow client cannot hold a connection for ever (slowloris).
+// SQLite only: the timeouts are the HTTP server's, before any database.
 func TestSlowClients(t *testing.T) {
 	t.Run("the timeouts are those SECURITY.md states", func(t *testing.T) {
 		srv := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
@@ -186,6 +191,9 @@ func TestSlowClients(t *testing.T) {
 
 // ---- A database that cannot be written ----
 
+// SQLite only: a full disk and a read-only file are what SQLite's writer
+// reports, through WriteFailure; PostgreSQL's losses are the server's, for
+// the tests of faults.
 func TestDatabaseThatCannotBeWritten(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -202,7 +210,7 @@ func TestDatabaseThatCannotBeWritten(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTestServer(t)
+			ts := newTestServer(t, sqliteEngine)
 			before := ts.create(t, map[string]any{"title": "Go", "slug": "go"})
 			ts.writerPragma(t, tt.break_)
 			big := strings.Repeat("x", 100_000) // so that a write needs new pages
@@ -248,88 +256,96 @@ func TestDatabaseThatCannotBeWritten(t *testing.T) {
 // ---- Limits and headers ----
 
 func TestHeadersTooLargeAre431(t *testing.T) {
-	// The real program: the limit is the server's it serves with.
-	s := startServe(t, filepath.Join(t.TempDir(), "t.db"))
-	req, _ := http.NewRequest("GET", s.url+"/api/v1/tutorials", nil)
-	req.Header.Set("X-Padding", strings.Repeat("x", 2*maxHeaderBytes))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("%d, want 431", res.StatusCode)
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		// The real program: the limit is the server's it serves with.
+		s := startServe(t, newTestDB(t, e))
+		req, _ := http.NewRequest("GET", s.url+"/api/v1/tutorials", nil)
+		req.Header.Set("X-Padding", strings.Repeat("x", 2*maxHeaderBytes))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%d, want 431", res.StatusCode)
+		}
+	})
 }
 
 func TestLongSlugIsRefusedWithoutAQuery(t *testing.T) {
-	ts := newTestServer(t)
-	long := strings.Repeat("a", maxSlug+1)
-	ts.request(t, "GET", "/api/v1/tutorials/"+long, ts.readKey, "").wantError(t, http.StatusNotFound, "Tutorial not found")
-	// With the writer read-only every write fails with a 500: a 404 shows
-	// that none was tried. (The key lookup reads, which still works.)
-	writes := []struct{ method, body string }{{"DELETE", ""}, {"PATCH", `{"title":"a"}`}, {"PUT", `{"title":"a","slug":"a"}`}}
-	ts.writerPragma(t, "query_only = 1")
-	for _, w := range writes {
-		ts.request(t, w.method, "/api/v1/tutorials/"+long, ts.writeKey, w.body).wantError(t, http.StatusNotFound, "Tutorial not found")
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		long := strings.Repeat("a", maxSlug+1)
+		ts.request(t, "GET", "/api/v1/tutorials/"+long, ts.readKey, "").wantError(t, http.StatusNotFound, "Tutorial not found")
+		// With writes refused every write fails with a 500: a 404 shows
+		// that none was tried. (The key lookup reads, which still works.)
+		writes := []struct{ method, body string }{{"DELETE", ""}, {"PATCH", `{"title":"a"}`}, {"PUT", `{"title":"a","slug":"a"}`}}
+		ts.refuseWrites(t)
+		for _, w := range writes {
+			ts.request(t, w.method, "/api/v1/tutorials/"+long, ts.writeKey, w.body).wantError(t, http.StatusNotFound, "Tutorial not found")
+		}
+	})
 }
 
 func TestResponsesRevealNothingOfTheServer(t *testing.T) {
-	ts := newTestServer(t)
-	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
-	var resps []response
-	for _, r := range []struct{ method, path, key, body string }{
-		{"GET", "/api/v1/tutorials", ts.readKey, ""},
-		{"GET", "/api/v1/tutorials/go", ts.readKey, ""},
-		{"GET", "/api/v1/tutorials/nope", ts.readKey, ""},
-		{"GET", "/api/v1/tutorials?page=x", ts.readKey, ""},
-		{"POST", "/api/v1/tutorials", ts.writeKey, `{"title":`},
-		{"POST", "/api/v1/tutorials", ts.writeKey, `{"title":"Go","slug":"go"}`},
-		{"POST", "/api/v1/tutorials", ts.readKey, `{"title":"Go","slug":"go"}`},
-		{"GET", "/api/v1/tutorials", "", ""},
-		{"GET", "/nowhere", "", ""},
-	} {
-		resps = append(resps, ts.request(t, r.method, r.path, r.key, r.body))
-	}
-	ts.writerPragma(t, "query_only = 1") // a database failure, which must not show either
-	resps = append(resps, ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, `{"title":"a","slug":"a"}`))
-
-	for _, resp := range resps {
-		// The body, and every header: a cause must not travel in either.
-		var text strings.Builder
-		text.Write(resp.body)
-		for name, values := range resp.header {
-			fmt.Fprintf(&text, "\n%s: %s", name, strings.Join(values, ", "))
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+		var resps []response
+		for _, r := range []struct{ method, path, key, body string }{
+			{"GET", "/api/v1/tutorials", ts.readKey, ""},
+			{"GET", "/api/v1/tutorials/go", ts.readKey, ""},
+			{"GET", "/api/v1/tutorials/nope", ts.readKey, ""},
+			{"GET", "/api/v1/tutorials?page=x", ts.readKey, ""},
+			{"POST", "/api/v1/tutorials", ts.writeKey, `{"title":`},
+			{"POST", "/api/v1/tutorials", ts.writeKey, `{"title":"Go","slug":"go"}`},
+			{"POST", "/api/v1/tutorials", ts.readKey, `{"title":"Go","slug":"go"}`},
+			{"GET", "/api/v1/tutorials", "", ""},
+			{"GET", "/nowhere", "", ""},
+		} {
+			resps = append(resps, ts.request(t, r.method, r.path, r.key, r.body))
 		}
-		lower := strings.ToLower(text.String())
-		for _, leak := range []string{"sqlite", "sql:", "select ", "insert ", "goroutine", ".go:", "go1.", "/tmp/", "readonly"} {
-			if strings.Contains(lower, leak) {
-				t.Errorf("%d response holds %q:\n%s", resp.status, leak, text.String())
+		ts.refuseWrites(t) // a database failure, which must not show either
+		resps = append(resps, ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, `{"title":"a","slug":"a"}`))
+
+		for _, resp := range resps {
+			// The body, and every header: a cause must not travel in either.
+			var text strings.Builder
+			text.Write(resp.body)
+			for name, values := range resp.header {
+				fmt.Fprintf(&text, "\n%s: %s", name, strings.Join(values, ", "))
+			}
+			lower := strings.ToLower(text.String())
+			for _, leak := range []string{"sqlite", "sql:", "select ", "insert ", "goroutine", ".go:", "go1.", "/tmp/", "readonly", "pgx", "sqlstate", "trigger"} {
+				if strings.Contains(lower, leak) {
+					t.Errorf("%d response holds %q:\n%s", resp.status, leak, text.String())
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestAuthenticatedResponsesAreNotSniffedOrCached(t *testing.T) {
-	ts := newTestServer(t)
-	ts.create(t, map[string]any{"title": "Go", "slug": "go"})
-	for _, r := range []struct{ method, path, key, body string }{
-		{"GET", "/api/v1/tutorials", ts.readKey, ""},
-		{"GET", "/api/v1/tutorials/go", ts.readKey, ""},
-		{"GET", "/api/v1/tutorials/nope", ts.readKey, ""},
-		{"POST", "/api/v1/tutorials", ts.writeKey, `{"title":"New","slug":"new"}`},
-		{"PATCH", "/api/v1/tutorials/new", ts.writeKey, `{"title":"Newer"}`},
-		{"PUT", "/api/v1/tutorials/new", ts.writeKey, `{"title":"New","slug":"new"}`},
-		{"DELETE", "/api/v1/tutorials/new", ts.writeKey, ""},
-		{"POST", "/api/v1/tutorials", ts.readKey, `{"title":"a","slug":"a"}`},
-		{"GET", "/api/v1/tutorials", "", ""},
-		{"GET", "/api/v1/tutorials", "tut_" + strings.Repeat("0", 64), ""},
-	} {
-		resp := ts.request(t, r.method, r.path, r.key, r.body)
-		got := []string{resp.header.Get("X-Content-Type-Options"), resp.header.Get("Cache-Control")}
-		if diff := cmp.Diff([]string{"nosniff", "no-store"}, got); diff != "" {
-			t.Errorf("%s %s (%d): headers (-want +got):\n%s", r.method, r.path, resp.status, diff)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestServer(t, e)
+		ts.create(t, map[string]any{"title": "Go", "slug": "go"})
+		for _, r := range []struct{ method, path, key, body string }{
+			{"GET", "/api/v1/tutorials", ts.readKey, ""},
+			{"GET", "/api/v1/tutorials/go", ts.readKey, ""},
+			{"GET", "/api/v1/tutorials/nope", ts.readKey, ""},
+			{"POST", "/api/v1/tutorials", ts.writeKey, `{"title":"New","slug":"new"}`},
+			{"PATCH", "/api/v1/tutorials/new", ts.writeKey, `{"title":"Newer"}`},
+			{"PUT", "/api/v1/tutorials/new", ts.writeKey, `{"title":"New","slug":"new"}`},
+			{"DELETE", "/api/v1/tutorials/new", ts.writeKey, ""},
+			{"POST", "/api/v1/tutorials", ts.readKey, `{"title":"a","slug":"a"}`},
+			{"GET", "/api/v1/tutorials", "", ""},
+			{"GET", "/api/v1/tutorials", "tut_" + strings.Repeat("0", 64), ""},
+		} {
+			resp := ts.request(t, r.method, r.path, r.key, r.body)
+			got := []string{resp.header.Get("X-Content-Type-Options"), resp.header.Get("Cache-Control")}
+			if diff := cmp.Diff([]string{"nosniff", "no-store"}, got); diff != "" {
+				t.Errorf("%s %s (%d): headers (-want +got):\n%s", r.method, r.path, resp.status, diff)
+			}
 		}
-	}
+	})
 }

@@ -318,12 +318,14 @@ func (s *sqliteStore) SetKeyLimit(ctx context.Context, id int64, limit *KeyLimit
 // apiKeyColumns is the column list scanAPIKey reads.
 const apiKeyColumns = `id, name, prefix, scope, active, rate, burst, created_at, COALESCE(last_used_at, '')`
 
-func scanAPIKey(row scanner) (APIKey, error) {
+// scanAPIKey reads apiKeyColumns, then the columns after them into more.
+func scanAPIKey(row scanner, more ...any) (APIKey, error) {
 	var k APIKey
 	var created, lastUsed string
 	var rate sql.NullFloat64
 	var burst sql.NullInt64
-	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &rate, &burst, &created, &lastUsed); err != nil {
+	dest := []any{&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &rate, &burst, &created, &lastUsed}
+	if err := row.Scan(append(dest, more...)...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return k, ErrNotFound
 		}

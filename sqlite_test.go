@@ -1,13 +1,14 @@
 package main
 
-// Tests of the SQLite engine's schema: its migrations, and what the tables
-// themselves promise (ids never reused, totals kept exact).
+// Tests of the SQLite engine's schema: its migrations, and what they must
+// keep. What the tables promise a client (ids never reused, totals kept
+// exact) is the contract's, tested on both engines in api_test.go and
+// list_test.go.
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -50,21 +51,6 @@ func oldDatabase(t testing.TB, last int, statements ...string) string {
 		}
 	}
 	return path
-}
-
-// Deleting the newest tutorial and creating another used to give the new
-// one the deleted one's id: SQLite's default is the largest id left plus
-// one. A client that kept the old id would then find the wrong tutorial.
-func TestIDsAreNeverReused(t *testing.T) {
-	ts := newTestServer(t)
-	ts.create(t, map[string]any{"title": "First", "slug": "first"})
-	newest := ts.create(t, map[string]any{"title": "Newest", "slug": "newest"})
-	if resp := ts.request(t, "DELETE", "/api/v1/tutorials/newest", ts.writeKey, ""); resp.status != http.StatusNoContent {
-		t.Fatalf("DELETE: %d %q", resp.status, resp.error)
-	}
-	if next := ts.create(t, map[string]any{"title": "Next", "slug": "next"}); next.ID <= newest.ID {
-		t.Errorf("a tutorial created after deleting id %d has id %d: ids must never be reused", newest.ID, next.ID)
-	}
 }
 
 // Migration 4 builds the tutorials table again (for AUTOINCREMENT). A
@@ -204,42 +190,8 @@ func TestMigration4KeepsIDsSearchAndTotals(t *testing.T) {
 // ---- The kept counts ----
 
 // A list's total comes from tutorial_counts, which schema.sql's triggers
-// keep as tutorials are written, rather than from counting the rows.
-
-func TestTotalsStayExactThroughEveryWrite(t *testing.T) {
-	ts := newTestServer(t)
-	ts.seed(t, 9, func(i int) map[string]any {
-		return map[string]any{"category": []string{"go", "sql", "web"}[i%3],
-			"difficulty": difficulties[i/3%3]}
-	})
-	// Each kind of write, including those that fail.
-	ts.request(t, "PATCH", "/api/v1/tutorials/t000", ts.writeKey, `{"category": "sql"}`)
-	ts.request(t, "PATCH", "/api/v1/tutorials/t001", ts.writeKey, `{"difficulty": "advanced", "title": "New"}`)
-	ts.request(t, "PATCH", "/api/v1/tutorials/t002", ts.writeKey, `{"slug": "t003"}`) // 409
-	ts.request(t, "PUT", "/api/v1/tutorials/t004", ts.writeKey, `{"title": "Back to defaults", "slug": "t004"}`)
-	ts.request(t, "DELETE", "/api/v1/tutorials/t005", ts.writeKey, "")
-	ts.request(t, "POST", "/api/v1/tutorials", ts.writeKey, `{"title": "Dup", "slug": "t006"}`) // 409
-
-	all := decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials?per_page=100", ts.readKey, ""))
-	for _, filter := range []string{"", "category=go", "category=sql", "category=web", "category=backend",
-		"category=none", "difficulty=beginner", "difficulty=advanced", "category=sql&difficulty=advanced"} {
-		want := int64(0)
-		for _, tut := range all.Tutorials {
-			if strings.Contains(filter, "category=") && !strings.Contains(filter+"&", "category="+tut.Category+"&") ||
-				strings.Contains(filter, "difficulty=") && !strings.Contains(filter+"&", "difficulty="+tut.Difficulty+"&") {
-				continue
-			}
-			want++
-		}
-		page := decodeData[tutorialPage](t, ts.request(t, "GET", "/api/v1/tutorials?"+filter, ts.readKey, ""))
-		if page.Total != want {
-			t.Errorf("%q: total %d, want %d", filter, page.Total, want)
-		}
-	}
-	if all.Total != 8 {
-		t.Errorf("total %d, want 8", all.Total)
-	}
-}
+// keep as tutorials are written, rather than from counting the rows: see
+// TestTotalsStayExactThroughEveryWrite (list_test.go), on both engines.
 
 func TestCountsMigrationCountsWhatIsThere(t *testing.T) {
 	ctx := context.Background()

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -32,6 +34,12 @@ var (
 	// query runs unbounded, so that one request cannot hold a connection
 	// that others wait for.
 	ErrQueryTimeout = errors.New("query took too long")
+	// ErrUnavailable is a database that cannot be reached: refused, cut
+	// off, restarting. It says nothing of the request, which may succeed
+	// once the database is back.
+	ErrUnavailable = errors.New("database unavailable")
+	// ErrNotEmpty is a copy into a database that already holds data.
+	ErrNotEmpty = errors.New("database is not empty")
 )
 
 // Store is everything the server and the commands may ask of the data.
@@ -94,18 +102,71 @@ type Store interface {
 	// while others read and write; an existing dest is ErrBackupExists
 	// unless replace is set.
 	Backup(ctx context.Context, dest string, replace bool) error
+	// Dump gives everything in the store to l, read from one snapshot:
+	// tutorials with their ids, timestamps and versions, keys with their
+	// hashes, and where ids go on from. It is how copy and a backup from
+	// one engine to another read a store.
+	Dump(ctx context.Context, l Loader) error
+	// Load runs fill with a Loader that writes into this store, in one
+	// transaction that commits only if fill returns nil. A store that
+	// holds any tutorial or key is ErrNotEmpty, and nothing is written.
+	Load(ctx context.Context, fill func(Loader) error) error
 	// Close waits for the writes under way and closes the database.
 	Close() error
 }
 
-// OpenStore opens the store a -db value names, creating the database and
-// bringing its schema up to date if need be. Today that is a SQLite file.
+// Loader takes in a store's contents, as Dump gives them.
+type Loader interface {
+	Tutorial(ctx context.Context, t Tutorial) error
+	Key(ctx context.Context, k APIKey, hash []byte) error
+	// LastIDs are the largest ids the source ever gave, deleted ones
+	// included, so that the target never gives them again.
+	LastIDs(ctx context.Context, tutorial, key int64) error
+}
+
+// OpenStore opens the store a -db value names, bringing its schema up to
+// date if need be: a PostgreSQL database for a postgres:// or
+// postgresql:// URL, else a SQLite file, created if missing.
 func OpenStore(ctx context.Context, db string) (Store, error) {
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		// Not a file name, and a file of that name would be a surprise.
-		return nil, fmt.Errorf("-db: PostgreSQL is not supported by this version; give a SQLite file")
+	if isPostgresURL(db) {
+		return openPostgres(ctx, db)
 	}
 	return openSQLite(ctx, db)
+}
+
+// isPostgresURL reports whether a -db value names a PostgreSQL database.
+func isPostgresURL(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// openExisting is OpenStore for a database that must exist already: the
+// commands that read one (backup, copy) would otherwise create a missing
+// SQLite file, and a mistyped -db would give a copy of nothing that looks
+// like a success.
+func openExisting(ctx context.Context, db string) (Store, error) {
+	if !isPostgresURL(db) {
+		if _, err := os.Stat(db); err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+	}
+	return OpenStore(ctx, db)
+}
+
+// displayDB is a -db value as logs and messages show it: a URL without its
+// password.
+func displayDB(db string) string {
+	if !isPostgresURL(db) {
+		return db
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return "(a PostgreSQL URL that does not parse)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // ---- Tutorials ----

@@ -2,7 +2,9 @@ package main
 
 // Tests of what serve does on a terminal, where a person reads stderr: the
 // only place the first key may be shown. They need a real pseudo-terminal,
-// which this file opens the Linux way.
+// which this file opens the Linux way. They run on SQLite only: their
+// subject is the terminal; the keys serve makes or refuses are the store's,
+// which the matrix's tests of serve and the keys commands cover.
 
 import (
 	"context"

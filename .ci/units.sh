@@ -19,7 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 # into /usr/local/bin: the copies point at a fresh build instead, and are
 # otherwise the files as shipped.
 CGO_ENABLED=0 go build -o "$tmp/tutorials" .
-units=(tutorials.service tutorials-backup.service tutorials-backup.timer)
+units=(tutorials.service tutorials@.service tutorials-backup.service tutorials-backup.timer)
 for u in "${units[@]}"; do
   sed "s#/usr/local/bin/tutorials#$tmp/tutorials#g" "deploy/$u" >"$tmp/$u"
 done

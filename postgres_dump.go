@@ -1,0 +1,196 @@
+package main
+
+// This file is the PostgreSQL engine's Dump and Load, and its Backup, which
+// is a Dump into a new SQLite file: one backup format for both engines, a
+// file that `tutorials serve -db FILE` serves as it is.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func (s *postgresStore) Dump(ctx context.Context, l Loader) error {
+	return pgError(s.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+pgFullTutorialColumns+` FROM tutorials ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t Tutorial
+			if t.TutorialSummary, err = scanPgTutorial(rows, &t.Content, &t.Version); err != nil {
+				return err
+			}
+			if err := l.Tutorial(ctx, t); err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+
+		keys, err := tx.Query(ctx, `SELECT `+pgAPIKeyColumns+`, hash FROM api_keys ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer keys.Close()
+		for keys.Next() {
+			var k APIKey
+			var hash []byte
+			var rate *float64
+			var burst *int
+			var lastUsed *time.Time
+			if err := keys.Scan(&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &rate, &burst, &k.CreatedAt, &lastUsed, &hash); err != nil {
+				return err
+			}
+			if rate != nil && burst != nil {
+				k.Limit = &KeyLimit{Rate: *rate, Burst: *burst}
+			}
+			k.CreatedAt = k.CreatedAt.UTC()
+			if lastUsed != nil {
+				k.LastUsedAt = lastUsed.UTC()
+			}
+			if err := l.Key(ctx, k, hash); err != nil {
+				return err
+			}
+		}
+		if err := keys.Err(); err != nil {
+			return err
+		}
+
+		// The largest ids the sequences gave, deleted rows' included (a
+		// sequence not yet used has is_called false).
+		var lastTutorial, lastKey int64
+		err = tx.QueryRow(ctx, `SELECT
+			(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM tutorials_id_seq),
+			(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM api_keys_id_seq)`).Scan(&lastTutorial, &lastKey)
+		if err != nil {
+			return err
+		}
+		return l.LastIDs(ctx, lastTutorial, lastKey)
+	}))
+}
+
+func (s *postgresStore) Load(ctx context.Context, fill func(Loader) error) error {
+	return pgError(s.db.BulkWrite(ctx, func(tx pgx.Tx) error {
+		var data bool
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tutorials) OR EXISTS (SELECT 1 FROM api_keys)`).Scan(&data)
+		if err != nil {
+			return err
+		}
+		if data {
+			return ErrNotEmpty
+		}
+		return fill(postgresLoader{tx})
+	}))
+}
+
+// postgresLoader writes what a Dump gives into one transaction. The
+// triggers of postgres_schema.sql index and count each tutorial; version is
+// set after the insert, since the trigger leaves an inserted one alone.
+type postgresLoader struct{ tx pgx.Tx }
+
+func (l postgresLoader) Tutorial(ctx context.Context, t Tutorial) error {
+	_, err := l.tx.Exec(ctx, `INSERT INTO tutorials (`+pgFullTutorialColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		t.ID, t.Title, t.Slug, t.Excerpt, t.Category, t.Difficulty, t.EstimatedTime,
+		t.PublishedAt, t.CreatedAt, t.UpdatedAt, t.Content, t.Version)
+	return err
+}
+
+func (l postgresLoader) Key(ctx context.Context, k APIKey, hash []byte) error {
+	rate, burst := limitColumns(k.Limit)
+	var lastUsed *time.Time
+	if !k.LastUsedAt.IsZero() {
+		lastUsed = &k.LastUsedAt
+	}
+	_, err := l.tx.Exec(ctx, `INSERT INTO api_keys
+		(id, name, prefix, hash, scope, active, rate, burst, created_at, last_used_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		k.ID, k.Name, k.Prefix, hash, k.Scope, k.Active, rate, burst, k.CreatedAt, lastUsed)
+	return err
+}
+
+// LastIDs moves each sequence on to the source's last id, or to the
+// largest id inserted, whichever is larger: ids given explicitly do not
+// move a sequence by themselves. A sequence with nothing to move on from
+// stays unused.
+func (l postgresLoader) LastIDs(ctx context.Context, tutorial, key int64) error {
+	for _, seq := range []struct {
+		name, table string
+		last        int64
+	}{{"tutorials_id_seq", "tutorials", tutorial}, {"api_keys_id_seq", "api_keys", key}} {
+		_, err := l.tx.Exec(ctx, `SELECT setval($1, GREATEST($2::bigint, MAX(id))) FROM `+seq.table+`
+			HAVING GREATEST($2::bigint, MAX(id)) > 0`, seq.name, seq.last)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Backup writes the database to dest as a SQLite file, from one snapshot.
+// As on SQLite, dest is never a half-written copy: the copy is made in a
+// temporary file beside it and renamed to dest once complete; an existing
+// dest is ErrBackupExists unless replace is set.
+func (s *postgresStore) Backup(ctx context.Context, dest string, replace bool) (err error) {
+	if !replace {
+		// Claim the name with O_EXCL, so that the check and the write are
+		// one step; the empty file is replaced by the rename below.
+		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			return ErrBackupExists
+		} else if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		f.Close()
+		defer func() {
+			if err != nil {
+				os.Remove(dest)
+			}
+		}()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	tmpName := tmp.Name()
+	tmp.Close()
+	defer os.Remove(tmpName) // after a successful rename there is nothing to remove
+
+	target, err := openSQLite(ctx, tmpName)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	err = target.Load(ctx, func(l Loader) error { return s.Dump(ctx, l) })
+	if closeErr := target.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return err
+	}
+	// Close has folded the write-ahead log into the file: it is whole.
+	if err := syncFile(tmpName); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := os.Rename(tmpName, dest); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	return syncFile(filepath.Dir(dest))
+}
+
+// syncFile flushes a file, or a directory's entries, to disk.
+func syncFile(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
