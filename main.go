@@ -71,6 +71,8 @@ func usagef(format string, args ...any) error {
 const usageText = `usage:
   tutorials [serve] [-addr ADDR] [-db FILE|URL] [-rate N] [-burst N] [-log-format text|json]
                     [-cors-origins ORIGIN,...] [-trust-proxy]
+                    [-domain NAME,... [-cert-dir DIR] [-acme-directory URL] [-acme-email ADDR]
+                     | -tls-cert FILE -tls-key FILE] [-http-addr ADDR]
   tutorials keys create -name NAME [-scope read|write] [-rate R -burst B] [-db FILE|URL]
   tutorials keys set-limit ID (-rate R -burst B | -rate 0 | -default) [-db FILE|URL]
   tutorials keys list [-db FILE|URL]
@@ -147,6 +149,15 @@ type config struct {
 	// exactly as a browser sends it in Origin: "https://app.example.com".
 	// None (the default) means no CORS headers at all.
 	corsOrigins []string
+	// HTTPS (https.go): with domains or tlsCert set, addr serves HTTPS
+	// and httpAddr plain HTTP; with neither, nothing changes.
+	domains       []string // certificates from ACME for these names
+	httpAddr      string   // "" is :80
+	certDir       string   // "" is certs beside db
+	acmeDirectory string   // "" is Let's Encrypt
+	acmeEmail     string
+	tlsCert       string // or certificate files of one's own
+	tlsKey        string
 }
 
 // newFlagSet returns a flag set that reports errors as a usageError of one
@@ -217,6 +228,13 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 		cfg.trustProxy = b
 	}
 	corsOrigins := getenv("TUTORIALS_CORS_ORIGINS")
+	domains := getenv("TUTORIALS_DOMAIN")
+	cfg.httpAddr = getenv("TUTORIALS_HTTP_ADDR")
+	cfg.certDir = getenv("TUTORIALS_CERT_DIR")
+	cfg.acmeDirectory = getenv("TUTORIALS_ACME_DIRECTORY")
+	cfg.acmeEmail = getenv("TUTORIALS_ACME_EMAIL")
+	cfg.tlsCert = getenv("TUTORIALS_TLS_CERT")
+	cfg.tlsKey = getenv("TUTORIALS_TLS_KEY")
 
 	fs := newFlagSet("serve")
 	fs.StringVar(&cfg.addr, "addr", cfg.addr, "address to listen on")
@@ -227,7 +245,19 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	fs.BoolVar(&cfg.trustProxy, "trust-proxy", cfg.trustProxy,
 		"behind a reverse proxy: take the client address from X-Forwarded-For")
 	fs.StringVar(&corsOrigins, "cors-origins", corsOrigins, "comma-separated origins a browser may call the API from")
+	fs.StringVar(&domains, "domain", domains, "serve HTTPS for these comma-separated names, with certificates from ACME")
+	fs.StringVar(&cfg.httpAddr, "http-addr", cfg.httpAddr, "with HTTPS: the plain-HTTP address, for ACME and redirects (default :80)")
+	fs.StringVar(&cfg.certDir, "cert-dir", cfg.certDir, "with -domain: where certificates are kept (default: certs beside -db)")
+	fs.StringVar(&cfg.acmeDirectory, "acme-directory", cfg.acmeDirectory, "with -domain: the ACME server's directory URL (default: Let's Encrypt)")
+	fs.StringVar(&cfg.acmeEmail, "acme-email", cfg.acmeEmail, "with -domain: an address the CA may write to about your certificates")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", cfg.tlsCert, "serve HTTPS with this certificate file (PEM, with its chain)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", cfg.tlsKey, "the private key of -tls-cert (PEM)")
 	if err := parseFlags(fs, args); err != nil {
+		return cfg, err
+	}
+	addrChosen := getenv("PORT") != "" || getenv("TUTORIALS_ADDR") != ""
+	fs.Visit(func(f *flag.Flag) { addrChosen = addrChosen || f.Name == "addr" })
+	if err := cfg.checkHTTPS(domains, addrChosen); err != nil {
 		return cfg, err
 	}
 	cfg.db = *db
@@ -341,11 +371,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	if err := bootstrapKey(ctx, store, displayDB(cfg.db), stderr, logger); err != nil {
-		ln.Close()
+	// With -domain or -tls-cert, ln becomes a TLS listener and front holds
+	// the plain-HTTP one (https.go); without, front is nil and does nothing.
+	ln, front, err := setUpHTTPS(cfg, srv, ln, logger)
+	if err != nil {
 		return err
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "db", displayDB(cfg.db), "version", buildVersion())
+	if err := bootstrapKey(ctx, store, displayDB(cfg.db), stderr, logger); err != nil {
+		ln.Close()
+		front.close()
+		return err
+	}
+	listening := append([]any{"addr", ln.Addr().String()}, front.logAttrs()...)
+	logger.Info("listening", append(listening, "db", displayDB(cfg.db), "version", buildVersion())...)
 
 	stopSaving := every(saveUsageEvery, func() {
 		// A save cut short by the shutdown is no failure: the last save,
@@ -360,6 +398,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	front.start(ctx, served)
 	var serveErr error
 	select {
 	case serveErr = <-served: // Serve only returns early on a listener failure
@@ -377,6 +416,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Warn("requests still running after the grace period were cut off", "error", err)
 		srv.Close()
 	}
+	front.shutdown(shutdownCtx)
 	stopReleasing()
 	stopSaving()
 	// The shutdown context may be spent by now: the last save gets its own.

@@ -50,3 +50,31 @@ eval "$cmdline" # a week later, the same name: -force replaces it
 want="$state/backups/tutorials-$(date +%a).db"
 [ -s "$want" ] || { echo "the backup unit's command made no $want"; ls -la "$state/backups"; exit 1; }
 echo "tutorials-backup.service's command line wrote backups/$(basename "$want")"
+
+# tutorials.service's one capability, tried for real, since verify only
+# reads it: as an unprivileged user holding only CAP_NET_BIND_SERVICE (what
+# AmbientCapabilities gives the service), the binary serves HTTPS by itself
+# on 443 and 80 (an ACME server that does not answer costs it one log
+# line, not its start); without the capability it exits 1.
+cd - >/dev/null
+grep -qx 'AmbientCapabilities=CAP_NET_BIND_SERVICE' deploy/tutorials.service &&
+  grep -qx 'CapabilityBoundingSet=CAP_NET_BIND_SERVICE' deploy/tutorials.service &&
+  ! grep -q '^PrivateUsers=yes' deploy/tutorials.service ||
+  { echo "tutorials.service cannot bind 443: it needs CAP_NET_BIND_SERVICE, and no PrivateUsers"; exit 1; }
+chmod 711 "$tmp"
+mkdir "$tmp/bind" && chown 65534:65534 "$tmp/bind"
+serve=("$tmp/tutorials" serve -db "$tmp/bind/t.db" -domain ci.tutorials.test -acme-directory https://127.0.0.1:1/dir
+  -addr 127.0.0.1:443 -http-addr 127.0.0.1:80)
+as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+if "${as_nobody[@]}" --bounding-set=-all --inh-caps=-all "${serve[@]}" 2>"$tmp/bind.log"; then
+  echo "the binary served on 443 without the capability"; exit 1
+fi
+grep -q 'permission denied' "$tmp/bind.log" || { cat "$tmp/bind.log"; exit 1; }
+"${as_nobody[@]}" --bounding-set=-all,+net_bind_service --inh-caps=+net_bind_service \
+  --ambient-caps=+net_bind_service "${serve[@]}" 2>"$tmp/bind.log" &
+pid=$!
+for _ in $(seq 300); do grep -q 'msg=listening' "$tmp/bind.log" && break; sleep 0.1; done
+kill "$pid"; wait "$pid" || true
+grep -q 'msg=listening addr=127.0.0.1:443 https=ci.tutorials.test http_addr=127.0.0.1:80' "$tmp/bind.log" ||
+  { echo "with CAP_NET_BIND_SERVICE alone the binary did not listen on 443 and 80:"; cat "$tmp/bind.log"; exit 1; }
+echo "with CAP_NET_BIND_SERVICE alone, as nobody, the binary listens on 443 and 80"
