@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +178,37 @@ func TestPostgresURLsThatDoNotWork(t *testing.T) {
 				t.Errorf("error %q: want one line with %q and no password", msg, tc.want)
 			}
 		})
+	}
+}
+
+// A wrong password, on a server that asks for one: one line that says so,
+// and neither password in it.
+func TestWrongPostgresPasswordIsOneLine(t *testing.T) {
+	c, db := ownPostgres(t)
+	admin := openSQL(t, db)
+	if _, err := admin.Exec(`ALTER ROLE postgres PASSWORD 'the-right-pw'`); err != nil {
+		t.Fatal(err)
+	}
+	// Connections over TCP must now prove the password; the socket stays
+	// open to the test's own admin connection should it need it.
+	hba := "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(c.dir, "data", "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(`SELECT pg_reload_conf()`); err != nil {
+		t.Fatal(err)
+	}
+	wrong := strings.Replace(db, "postgres@", "postgres:the-wrong-pw@", 1)
+	_, _, err := runCommand(t, "keys", "list", "-db", wrong)
+	if err == nil {
+		t.Fatal("keys list with a wrong password succeeded")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "password authentication failed") || strings.Contains(msg, "-pw") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want one line that says the password failed, without it", msg)
+	}
+	right := strings.Replace(db, "postgres@", "postgres:the-right-pw@", 1)
+	if _, _, err := runCommand(t, "keys", "list", "-db", right); err != nil {
+		t.Errorf("keys list with the right password: %v", err)
 	}
 }
