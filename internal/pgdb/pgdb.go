@@ -247,7 +247,7 @@ var migrationHeader = regexp.MustCompile(`(?m)^-- migration (\d+):.*$`)
 
 // migrationLock is the advisory lock the migrations run under: a number
 // of our own, the same in every instance.
-const migrationLock = 7_388_218_312_437
+const migrationLock int64 = 7_388_218_312_437
 
 // migrate runs the migrations of schema that the database has not had yet,
 // each in its own transaction, under an advisory lock held on one
