@@ -316,16 +316,16 @@ func pgDeepPosition(ctx context.Context, dbURL string, n int) (string, int64, er
 	return published.UTC().Format(time.RFC3339), id, err
 }
 
-// pgCount is how many tutorials the database at dbURL holds.
-func pgCount(ctx context.Context, dbURL string) (int, error) {
+// pgCount is how many tutorials the database at dbURL holds, and how many
+// of them the seed made (see countSQL).
+func pgCount(ctx context.Context, dbURL string) (rows, seeded int, err error) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer conn.Close(ctx)
-	var n int
-	err = conn.QueryRow(ctx, `SELECT count(*) FROM tutorials`).Scan(&n)
-	return n, err
+	err = conn.QueryRow(ctx, countSQL).Scan(&rows, &seeded)
+	return rows, seeded, err
 }
 
 // runPostgres runs the cases on PostgreSQL: the throughput cases on a fresh
@@ -437,7 +437,7 @@ func pgScaleDatabase(ctx context.Context, bin, dir, name string, rows int, creat
 		db.srv.stop()
 		return db, nil, err
 	}
-	if db.rows, err = pgCount(ctx, dbURL); err != nil {
+	if db.rows, db.seeded, err = pgCount(ctx, dbURL); err != nil {
 		return db, db.srv.stop, err
 	}
 	n := depth(db.rows, 20, 0.8)
