@@ -3,13 +3,17 @@
 // tables: throughput at 10,000 tutorials, then the cases of scale (issue
 // 16: each list and search at 10,000 and at 1,000,000 tutorials, lookups
 // while eight clients send expensive ones, creates at 1,000,000; see
-// scale.go).
+// scale.go). With -engine postgres, the same on PostgreSQL (issue 13; see
+// postgres.go): a throwaway cluster of its own, or the server -postgres
+// names.
 //
 //	go run ./bench                          # everything: about 10 minutes, plus seeding 1M rows (6)
 //	go run ./bench -big-db /tmp/big.db      # the same, keeping the 1M-row database there for next time
 //	go run ./bench -seed-only /tmp/big.db -rows 1000000   # only seed it
 //	go run ./bench -only scale -big-db /tmp/big.db         # only the cases of scale
 //	go run ./bench -skip-1m                 # only the 10,000-row throughput cases, about 90 s
+//	go run ./bench -engine postgres         # the same cases on a throwaway PostgreSQL
+//	go run ./bench -engine sqlite,postgres  # both, beside one baseline
 //
 // It builds the server, seeds a fresh database directly through SQL (10,000
 // HTTP calls would measure the seeding, not the server), starts the server as
@@ -50,6 +54,9 @@ type options struct {
 	seedOnly         string // seed this file with -rows tutorials, print a key for it, and stop
 	bigDB            string // the large database to reuse, made by an earlier -seed-only; "" for a fresh one
 	only             string // comma-separated cases to run, "" for all
+	engines          []string
+	postgres         string // the URL of a PostgreSQL server to use; "" for a throwaway one
+	pgBigDB          string // the large PostgreSQL database to reuse; "" for a fresh one
 }
 
 func main() {
@@ -69,7 +76,17 @@ func main() {
 	flag.StringVar(&o.seedOnly, "seed-only", "", "only create and seed this database file with -rows tutorials, print a key for it, and exit")
 	flag.StringVar(&o.bigDB, "big-db", "", "the large database, reused if it exists (make it with -seed-only FILE -rows 1000000), else seeded there; each run's creates add to it")
 	flag.StringVar(&o.only, "only", "", "run only these cases of the server, comma-separated: detail,list,create,patch (the baseline always runs), or scale for only the cases of scale")
+	engines := flag.String("engine", "sqlite", "the engines to measure, comma-separated: sqlite, postgres")
+	flag.StringVar(&o.postgres, "postgres", "", "a PostgreSQL server to make the bench's databases in (postgres://... of a database to connect to, by a user who may CREATE DATABASE); else the bench starts a throwaway one")
+	flag.StringVar(&o.pgBigDB, "pg-big-db", "", "with -postgres: the name of the large database there, reused if it exists, else seeded")
 	flag.Parse()
+	o.engines = strings.Split(*engines, ",")
+	for _, e := range o.engines {
+		if e != "sqlite" && e != "postgres" {
+			fmt.Fprintf(os.Stderr, "bench: unknown engine %q\n", e)
+			os.Exit(2)
+		}
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -139,7 +156,46 @@ func run(o options) error {
 	}
 
 	printMachine(o)
+	var base baseline
+	defer base.stop()
+	for _, engine := range o.engines {
+		var err error
+		switch engine {
+		case "sqlite":
+			err = runSQLite(o, bin, dir, script, &base)
+		case "postgres":
+			err = runPostgres(o, bin, dir, script, &base)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
+// baseline is the bare net/http server, started once, with the body of
+// the first engine's detail answer.
+type baseline struct{ srv *server }
+
+// start starts the baseline unless it runs already.
+func (b *baseline) start(dir string, body []byte) (*server, error) {
+	if b.srv != nil {
+		return b.srv, nil
+	}
+	var err error
+	b.srv, err = startBaseline(dir, body)
+	return b.srv, err
+}
+
+func (b *baseline) stop() {
+	if b.srv != nil {
+		b.srv.stop()
+	}
+}
+
+// runSQLite runs every case on SQLite.
+func runSQLite(o options, bin, dir, script string, b *baseline) error {
+	fmt.Println("\n== SQLite")
 	db := filepath.Join(dir, "bench.db")
 	key, took, err := newDatabase(bin, db, o.rows)
 	if err != nil {
@@ -152,26 +208,33 @@ func run(o options) error {
 		return err
 	}
 	defer srv.stop()
-	if _, err := srv.waitReady(key, 10*time.Second); err != nil {
+	base, err := runThroughput(o, dir, script, srv, key, b)
+	if err != nil || o.skipBig || o.only != "" && o.only != "scale" {
 		return err
+	}
+	return runScale(o, bin, dir, base)
+}
+
+// runThroughput runs the throughput cases on a server of o.rows tutorials,
+// between two runs of the baseline, and prints their table. It starts the
+// baseline, if need be, with the body of the server's tutorial-1.
+func runThroughput(o options, dir, script string, srv *server, key string, b *baseline) (*server, error) {
+	if _, err := srv.waitReady(key, 10*time.Second); err != nil {
+		return nil, err
 	}
 	idleStart := srv.rss()
 
 	// The baseline answers with the very bytes of a detail response.
 	body, err := srv.get("/api/v1/tutorials/tutorial-1", key)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	base, err := startBaseline(dir, body)
+	base, err := b.start(dir, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer base.stop()
 
-	tag := strconv.FormatInt(time.Now().Unix(), 36)
-	load := func(name, kase string, s *server, rows int) (result, error) {
-		return measure(o, script, name, kase, s, key, rows, tag)
-	}
+	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var results []result
 	for _, c := range []struct {
 		name, kase string
@@ -187,9 +250,9 @@ func run(o options) error {
 		if o.only != "" && c.kase != "baseline" && !slices.Contains(strings.Split(o.only, ","), c.kase) {
 			continue
 		}
-		r, err := load(c.name, c.kase, c.srv, o.rows)
+		r, err := measure(o, script, c.name, c.kase, c.srv, key, o.rows, tag)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if c.srv == srv {
 			r.peakRSS = srv.peakRSS()
@@ -207,11 +270,7 @@ func run(o options) error {
 	printTable(results, baseline)
 	fmt.Printf("\nserver RSS: idle after start %s, idle 5 s after the load %s, peak under load %s\n",
 		mib(idleStart), mib(idleAfter), mib(maxPeak(results)))
-
-	if o.skipBig || o.only != "" && o.only != "scale" {
-		return nil
-	}
-	return runScale(o, bin, dir, base)
+	return base, nil
 }
 
 // measure runs one case: a warm-up whose numbers are thrown away, then the

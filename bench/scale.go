@@ -36,11 +36,12 @@ type scaleCase struct {
 
 // scaleDB is a database the cases run on, and what they need to know of it.
 type scaleDB struct {
-	srv  *server
-	key  string
-	path string
-	rows int    // tutorials in it when the cases start
-	deep string // the path of the page at 80% of the list's depth, by cursor
+	srv    *server
+	key    string
+	path   string
+	rows   int    // tutorials in it when the cases start
+	seeded int    // of them, the seed's: tutorial-1 to tutorial-seeded (the rest are earlier runs' creates)
+	deep   string // the path of the page at 80% of the list's depth, by cursor
 }
 
 // windowPages are the pages of a search's window: 1,000 matches, 20 a page.
@@ -72,28 +73,33 @@ var scaleCases = []scaleCase{
 	}},
 	{"following next from page 1", "follow", func(scaleDB) string { return "/api/v1/tutorials" }},
 	{"following next from 80% of the list's depth (page 40000)", "follow", func(db scaleDB) string { return db.deep }},
-	{"GET one tutorial by slug, rotating", "detail", func(db scaleDB) string { return strconv.Itoa(db.rows) }},
+	{"GET one tutorial by slug, rotating", "detail", func(db scaleDB) string { return strconv.Itoa(db.seeded) }},
 	{"page 1 of one category", "pages", func(scaleDB) string { return "1,100,category=devops&per_page={page}" }},
 }
 
 // deepCursor is the path of page n+1 of the list in its default order, by
-// the cursor of the last item of page n, as a client that followed next
-// that far would have it (see cursor.go for the format).
-func deepCursor(db scaleDB, n int) (string, error) {
-	conn, err := sql.Open("sqlite", "file:"+db.path+"?mode=ro")
+// the cursor of the last item of page n, whose publish time (as the API
+// writes it) and id are given, as a client that followed next that far
+// would have it (see cursor.go for the format).
+func deepCursor(published string, id int64, n int) string {
+	b, _ := json.Marshal([]any{"-published_at", published, id})
+	return fmt.Sprintf("/api/v1/tutorials?cursor=%s&page=%d", base64.RawURLEncoding.EncodeToString(b), n+1)
+}
+
+// sqliteDeepPosition is the publish time and id of the last item of page n
+// of the list in its default order, 20 a page, in the SQLite database at
+// path.
+func sqliteDeepPosition(path string, n int) (string, int64, error) {
+	conn, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer conn.Close()
 	var published string
 	var id int64
 	err = conn.QueryRow(`SELECT published_at, id FROM tutorials ORDER BY published_at DESC, id DESC LIMIT 1 OFFSET ?`,
 		n*20-1).Scan(&published, &id)
-	if err != nil {
-		return "", err
-	}
-	b, _ := json.Marshal([]any{"-published_at", published, id})
-	return fmt.Sprintf("/api/v1/tutorials?cursor=%s&page=%d", base64.RawURLEncoding.EncodeToString(b), n+1), nil
+	return published, id, err
 }
 
 // expensiveLoad is what the starvation case's eight clients send: the most
@@ -111,10 +117,6 @@ const expensiveLoad = "1,10," +
 // tutorials beside the main one (whose rows the main cases' creates add
 // to); the large one is made, or reused from o.bigDB.
 func runScale(o options, bin, dir string, base *server) error {
-	script := filepath.Join(dir, "scale.lua")
-	if err := os.WriteFile(script, scaleScript, 0o644); err != nil {
-		return err
-	}
 	small, stopSmall, err := scaleDatabase(bin, dir, filepath.Join(dir, "scale-small.db"), o.rows, "")
 	if err != nil {
 		return err
@@ -134,6 +136,21 @@ func runScale(o options, bin, dir string, base *server) error {
 	}
 	defer stopBig()
 
+	if err := runScaleCases(o, dir, base, small, big); err != nil {
+		return err
+	}
+	fmt.Printf("start to first answered request at %d tutorials: median %s (of %v)\n", big.rows, ms(starts[len(starts)/2]), starts)
+	return nil
+}
+
+// runScaleCases runs the cases of scale.lua on small and big, beside the
+// baseline with one client, then the starvation case and POST create on
+// big, and prints their tables.
+func runScaleCases(o options, dir string, base *server, small, big scaleDB) error {
+	script := filepath.Join(dir, "scale.lua")
+	if err := os.WriteFile(script, scaleScript, 0o644); err != nil {
+		return err
+	}
 	one := o
 	one.conns, one.threads = 1, 1
 	run := func(name, kase, param string, s *server, key string) (result, error) {
@@ -193,9 +210,12 @@ func runScale(o options, bin, dir string, base *server) error {
 	fmt.Printf("- /healthz every 100 ms: %d answers, %d not 200, slowest %s\n", starve.health, starve.healthBad, ms(starve.healthMax))
 	fmt.Printf("\nPOST create at %d tutorials, %d connections: %.0f/s, p50 %s, p99 %s, %d errors\n",
 		big.rows, o.conns, create.rps, ms(create.p50), ms(create.p99), create.errors)
-	fmt.Printf("start to first answered request at %d tutorials: median %s (of %v)\n", big.rows, ms(starts[len(starts)/2]), starts)
 	return nil
 }
+
+// countSQL counts a database's tutorials, and those of them the seed made,
+// in SQL both engines speak.
+const countSQL = `SELECT count(*), count(CASE WHEN slug LIKE 'tutorial-%' THEN 1 END) FROM tutorials`
 
 // scaleDatabase makes (or, when path exists, reuses) a database of rows
 // tutorials and starts a server on it.
@@ -226,11 +246,14 @@ func scaleDatabase(bin, dir, path string, rows int, name string) (scaleDB, func(
 	}
 	conn, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err == nil {
-		err = conn.QueryRow(`SELECT count(*) FROM tutorials`).Scan(&db.rows)
+		err = conn.QueryRow(countSQL).Scan(&db.rows, &db.seeded)
 		conn.Close()
 	}
 	if err == nil {
-		db.deep, err = deepCursor(db, depth(db.rows, 20, 0.8))
+		n := depth(db.rows, 20, 0.8)
+		published, id, err := sqliteDeepPosition(path, n)
+		db.deep = deepCursor(published, id, n)
+		return db, db.srv.stop, err
 	}
 	return db, db.srv.stop, err
 }
@@ -310,7 +333,7 @@ func starvation(o options, script string, db scaleDB) (starvationResult, error) 
 	one := o
 	one.conns, one.threads, one.warmup = 1, 1, 0
 	var err error
-	if res.detail, err = measureScript(one, script, "GET one tutorial by slug, rotating", "detail", strconv.Itoa(db.rows), db.srv, db.key); err == nil {
+	if res.detail, err = measureScript(one, script, "GET one tutorial by slug, rotating", "detail", strconv.Itoa(db.seeded), db.srv, db.key); err == nil {
 		res.list, err = measureScript(one, script, "GET page 1 of the list", "path", "/api/v1/tutorials", db.srv, db.key)
 	}
 	cancel()

@@ -85,11 +85,49 @@ func seedContent(b *strings.Builder, rng *rand.Rand, zipf *rand.Zipf) {
 	}
 }
 
-// seed inserts n tutorials named tutorial-1 to tutorial-n, with short
-// contents in the vocabulary above and publish times spread over three
-// years, some of them equal (so that the orders' ties on id are met). It
-// writes the columns of migration 1; the triggers of later migrations, if
-// any, keep whatever they maintain up to date.
+// seedTutorial is one seeded tutorial, in the columns of migration 1.
+type seedTutorial struct {
+	title, slug, excerpt, content string
+	category, difficulty          string
+	estimatedTime                 int
+	published, created            time.Time
+}
+
+// seedTutorials calls add with tutorials named tutorial-1 to tutorial-n, in
+// order, with short contents in the vocabulary above and publish times
+// spread over three years, some of them equal (so that the orders' ties on
+// id are met). Both engines are seeded from it, so that they hold the same
+// tutorials.
+func seedTutorials(n int, add func(t seedTutorial) error) error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	zipf := rand.NewZipf(rng, 1.1, 1, uint64(len(vocabulary)-1))
+	var content strings.Builder
+	now := time.Now().UTC().Truncate(time.Second)
+	for i := 1; i <= n; i++ {
+		seedContent(&content, rng, zipf)
+		t := seedTutorial{
+			// Whole minutes over three years: about one tutorial in three
+			// shares its minute with another at a million rows.
+			published: now.Add(-time.Duration(rng.Int64N(3*365*24*60)) * time.Minute),
+			created:   now,
+		}
+		t.title = fmt.Sprintf("Tutorial %d: %s and %s", i, vocabulary[zipf.Uint64()], vocabulary[rng.IntN(len(vocabulary))])
+		t.slug = fmt.Sprintf("tutorial-%d", i)
+		t.excerpt = "A tutorial the benchmark made."
+		t.content = content.String()
+		t.category = categories[i%len(categories)]
+		t.difficulty = difficulties[(i/len(categories))%len(difficulties)]
+		t.estimatedTime = 5 + i%115
+		if err := add(t); err != nil {
+			return fmt.Errorf("seed row %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// seed inserts n tutorials of seedTutorials into the SQLite database at
+// path. It writes the columns of migration 1; the triggers of later
+// migrations, if any, keep whatever they maintain up to date.
 func seed(path string, n int) error {
 	// No journal and no fsync while seeding, and a large page cache: in WAL
 	// mode one transaction of a million rows writes the WAL several times
@@ -114,29 +152,14 @@ func seed(path string, n int) error {
 		return err
 	}
 	defer stmt.Close()
-
-	rng := rand.New(rand.NewPCG(1, 2))
-	zipf := rand.NewZipf(rng, 1.1, 1, uint64(len(vocabulary)-1))
-	var content strings.Builder
-	now := time.Now().UTC().Truncate(time.Second)
-	for i := 1; i <= n; i++ {
-		seedContent(&content, rng, zipf)
-		// Whole minutes over three years: about one tutorial in three
-		// shares its minute with another at a million rows.
-		published := now.Add(-time.Duration(rng.Int64N(3*365*24*60)) * time.Minute).Format(time.RFC3339)
-		created := now.Format(time.RFC3339)
-		_, err := stmt.ExecContext(ctx,
-			fmt.Sprintf("Tutorial %d: %s and %s", i, vocabulary[zipf.Uint64()], vocabulary[rng.IntN(len(vocabulary))]),
-			fmt.Sprintf("tutorial-%d", i),
-			"A tutorial the benchmark made.",
-			content.String(),
-			categories[i%len(categories)],
-			difficulties[(i/len(categories))%len(difficulties)],
-			5+i%115,
-			published, created, created)
-		if err != nil {
-			return fmt.Errorf("seed row %d: %w", i, err)
-		}
+	err = seedTutorials(n, func(t seedTutorial) error {
+		created := t.created.Format(time.RFC3339)
+		_, err := stmt.ExecContext(ctx, t.title, t.slug, t.excerpt, t.content, t.category, t.difficulty,
+			t.estimatedTime, t.published.Format(time.RFC3339), created, created)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	// What the server's writer does at the end of every batch (see
 	// foldTermsSQL in sqlite_list.go): the words of the new text join the
