@@ -122,6 +122,10 @@ func TestCopyBetweenEngines(t *testing.T) {
 			if got := dst.create(t, map[string]any{"title": "After", "slug": "after"}).ID; got != 4 {
 				t.Errorf("the first tutorial after the copy has id %d, want 4 (3 was deleted at the source)", got)
 			}
+			page := decodeData[tutorialPage](t, dst.request(t, "GET", "/api/v1/tutorials", dst.writeKey, ""))
+			if got := page.Total; got != 3 { // the list's total, from the counts the copy made
+				t.Errorf("the copy lists %d tutorials after one more, want 3", got)
+			}
 		})
 	}
 }

@@ -31,7 +31,8 @@ var postgresSchema string
 // postgresStore is a Store on one PostgreSQL database.
 type postgresStore struct {
 	db     *pgdb.DB
-	bounds listBounds // as on SQLite: see postgres_list.go
+	bounds listBounds    // as on SQLite: see postgres_list.go
+	scans  chan struct{} // a slot for each search or deep page under way
 }
 
 // openPostgres connects to the database at url and migrates it.
@@ -40,7 +41,7 @@ func openPostgres(ctx context.Context, url string) (*postgresStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &postgresStore{db: db, bounds: defaultListBounds}, nil
+	return &postgresStore{db: db, bounds: defaultListBounds, scans: make(chan struct{}, scanSlots)}, nil
 }
 
 // pgError is err in the model's terms: not reaching the database is
@@ -117,13 +118,8 @@ func (s *postgresStore) CreateTutorial(ctx context.Context, in TutorialInput, no
 	if in.PublishedAt != nil {
 		published = in.PublishedAt.UTC().Truncate(time.Second)
 	}
-	var t Tutorial
-	err := s.db.Write(ctx, func(tx pgx.Tx) error {
-		var err error
-		t, err = scanPgFullTutorial(tx.QueryRow(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
-			in.Category, in.Difficulty, in.EstimatedTime, published, now))
-		return err
-	})
+	t, err := scanPgFullTutorial(s.db.QueryRow(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
+		in.Category, in.Difficulty, in.EstimatedTime, published, now))
 	return t, pgSlugError(err)
 }
 
@@ -161,17 +157,12 @@ func pgWhereArgs(args pgx.NamedArgs, slug string, check *Precondition) pgx.Named
 }
 
 // updateTutorial runs q, an UPDATE ... pgWhereTutorial RETURNING of one
-// tutorial, in one write.
+// tutorial.
 func (s *postgresStore) updateTutorial(ctx context.Context, slug string, check *Precondition, q string, args pgx.NamedArgs) (Tutorial, error) {
-	var t Tutorial
-	err := s.db.Write(ctx, func(tx pgx.Tx) error {
-		var err error
-		t, err = scanPgFullTutorial(tx.QueryRow(ctx, q, pgWhereArgs(args, slug, check)))
-		if errors.Is(err, ErrNotFound) {
-			return noRow(check)
-		}
-		return err
-	})
+	t, err := scanPgFullTutorial(s.db.QueryRow(ctx, q, pgWhereArgs(args, slug, check)))
+	if errors.Is(err, ErrNotFound) {
+		return t, noRow(check)
+	}
 	return t, pgSlugError(err)
 }
 
@@ -228,16 +219,14 @@ func (s *postgresStore) ReplaceTutorial(ctx context.Context, slug string, in Tut
 }
 
 func (s *postgresStore) DeleteTutorial(ctx context.Context, slug string, check *Precondition) error {
-	return pgError(s.db.Write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM tutorials `+pgWhereTutorial, pgWhereArgs(pgx.NamedArgs{}, slug, check))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return noRow(check)
-		}
-		return nil
-	}))
+	tag, err := s.db.Exec(ctx, `DELETE FROM tutorials `+pgWhereTutorial, pgWhereArgs(pgx.NamedArgs{}, slug, check))
+	if err != nil {
+		return pgError(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return noRow(check)
+	}
+	return nil
 }
 
 // ---- API keys ----
@@ -247,21 +236,17 @@ func (s *postgresStore) CreateKey(ctx context.Context, k APIKey, hash []byte) (A
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`
 	k.Active, k.CreatedAt = true, k.CreatedAt.UTC().Truncate(time.Second)
 	rate, burst := limitColumns(k.Limit)
-	err := s.db.Write(ctx, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, q, k.Name, k.Prefix, hash, k.Scope, rate, burst, k.CreatedAt).Scan(&k.ID)
-	})
+	err := s.db.QueryRow(ctx, q, k.Name, k.Prefix, hash, k.Scope, rate, burst, k.CreatedAt).Scan(&k.ID)
 	return k, pgError(err)
 }
 
 func (s *postgresStore) SetKeyLimit(ctx context.Context, id int64, limit *KeyLimit) error {
 	rate, burst := limitColumns(limit)
-	return pgError(s.db.Write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE api_keys SET rate = $1, burst = $2 WHERE id = $3`, rate, burst, id)
-		if err == nil && tag.RowsAffected() == 0 {
-			return ErrNotFound
-		}
-		return err
-	}))
+	tag, err := s.db.Exec(ctx, `UPDATE api_keys SET rate = $1, burst = $2 WHERE id = $3`, rate, burst, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return pgError(err)
 }
 
 // pgAPIKeyColumns is the column list scanPgAPIKey reads.
@@ -341,9 +326,7 @@ func (s *postgresStore) SaveLastUsed(ctx context.Context, used map[int64]time.Ti
 	for id, t := range used {
 		ids, times = append(ids, id), append(times, t.UTC().Truncate(time.Second))
 	}
-	return pgError(s.db.Write(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE api_keys AS k SET last_used_at = GREATEST(k.last_used_at, u.at)
-			FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at) WHERE k.id = u.id`, ids, times)
-		return err
-	}))
+	_, err := s.db.Exec(ctx, `UPDATE api_keys AS k SET last_used_at = GREATEST(k.last_used_at, u.at)
+		FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at) WHERE k.id = u.id`, ids, times)
+	return pgError(err)
 }

@@ -87,24 +87,65 @@ func (s *postgresStore) Load(ctx context.Context, fill func(Loader) error) error
 		if data {
 			return ErrNotEmpty
 		}
-		return fill(postgresLoader{tx})
+		// The count trigger would update a row of tutorial_counts for every
+		// tutorial, each update a new version of the row that the next must
+		// step over, so that a large copy would slow down as it goes: the
+		// counts are made once, at the end. (Disabling a trigger locks the
+		// table until the commit: nobody uses an empty target meanwhile.)
+		if _, err := tx.Exec(ctx, `ALTER TABLE tutorials DISABLE TRIGGER tutorials_count`); err != nil {
+			return err
+		}
+		l := &postgresLoader{tx: tx}
+		if err := fill(l); err != nil {
+			return err
+		}
+		if err := l.flush(ctx); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO tutorial_counts (category, difficulty, slot, n)
+			SELECT category, difficulty, 0, count(*) FROM tutorials GROUP BY category, difficulty`)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `ALTER TABLE tutorials ENABLE TRIGGER tutorials_count`)
+		return err
 	}))
 }
 
-// postgresLoader writes what a Dump gives into one transaction. The
-// triggers of postgres_schema.sql index and count each tutorial; version is
-// set after the insert, since the trigger leaves an inserted one alone.
-type postgresLoader struct{ tx pgx.Tx }
+// postgresLoader writes what a Dump gives into one transaction, the
+// tutorials by COPY, a thousand at a time. The trigger of
+// postgres_schema.sql indexes each one for the search, as for any insert;
+// an inserted tutorial keeps the version it is given.
+type postgresLoader struct {
+	tx        pgx.Tx
+	tutorials [][]any // waiting for the next COPY
+}
 
-func (l postgresLoader) Tutorial(ctx context.Context, t Tutorial) error {
-	_, err := l.tx.Exec(ctx, `INSERT INTO tutorials (`+pgFullTutorialColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		t.ID, t.Title, t.Slug, t.Excerpt, t.Category, t.Difficulty, t.EstimatedTime,
-		t.PublishedAt, t.CreatedAt, t.UpdatedAt, t.Content, t.Version)
+// copyColumns are the columns of tutorials a COPY fills, in the order of
+// Tutorial's rows.
+var copyColumns = []string{"id", "title", "slug", "excerpt", "category", "difficulty", "estimated_time",
+	"published_at", "created_at", "updated_at", "content", "version"}
+
+func (l *postgresLoader) Tutorial(ctx context.Context, t Tutorial) error {
+	l.tutorials = append(l.tutorials, []any{t.ID, t.Title, t.Slug, t.Excerpt, t.Category, t.Difficulty,
+		t.EstimatedTime, t.PublishedAt, t.CreatedAt, t.UpdatedAt, t.Content, t.Version})
+	if len(l.tutorials) < 1000 {
+		return nil
+	}
+	return l.flush(ctx)
+}
+
+// flush copies the tutorials waiting into the table.
+func (l *postgresLoader) flush(ctx context.Context) error {
+	if len(l.tutorials) == 0 {
+		return nil
+	}
+	_, err := l.tx.CopyFrom(ctx, pgx.Identifier{"tutorials"}, copyColumns, pgx.CopyFromRows(l.tutorials))
+	l.tutorials = l.tutorials[:0]
 	return err
 }
 
-func (l postgresLoader) Key(ctx context.Context, k APIKey, hash []byte) error {
+func (l *postgresLoader) Key(ctx context.Context, k APIKey, hash []byte) error {
 	rate, burst := limitColumns(k.Limit)
 	var lastUsed *time.Time
 	if !k.LastUsedAt.IsZero() {
@@ -121,7 +162,10 @@ func (l postgresLoader) Key(ctx context.Context, k APIKey, hash []byte) error {
 // largest id inserted, whichever is larger: ids given explicitly do not
 // move a sequence by themselves. A sequence with nothing to move on from
 // stays unused.
-func (l postgresLoader) LastIDs(ctx context.Context, tutorial, key int64) error {
+func (l *postgresLoader) LastIDs(ctx context.Context, tutorial, key int64) error {
+	if err := l.flush(ctx); err != nil {
+		return err
+	}
 	for _, seq := range []struct {
 		name, table string
 		last        int64

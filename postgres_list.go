@@ -6,13 +6,21 @@ package main
 //   - A list without a search walks one index (postgres_schema.sql has one
 //     for each filter with each sort) from where its page starts: after
 //     the cursor of the page before (After), or after an OFFSET for a page
-//     asked for by number. Its total is a sum of rows of tutorial_counts.
-//   - A search takes its window, the ids of its newest matches, at most
-//     bounds.window of them, from the GIN index of the search column; the
-//     total is how many it found, exact when the window was not full. The
-//     page is ranked (ts_rank over the words found in at most
-//     bounds.common tutorials, title above excerpt above content) or
+//     asked for by number. The walk reads ids only, from the index itself;
+//     the rows are read for the page alone. Its total is a sum of rows of
+//     tutorial_counts.
+//   - A search is made into a tsquery once (tutorials_search, in SQL, so
+//     that words are split as the tutorials were), then passed to each
+//     query as a value, which PostgreSQL plans for, rather than as a
+//     function it would call again for every row. It takes its window, the
+//     ids of its newest matches, at most bounds.window of them, from the
+//     GIN index; the total is how many it found, exact when the window was
+//     not full. The page is ranked (ts_rank over the words found in at
+//     most bounds.common tutorials, title above excerpt above content) or
 //     sorted within the window.
+//   - Searches and deep pages by number, the requests that may read many
+//     rows, run at most scanSlots at a time, so that they can never hold
+//     every connection lookups need (SQLite's scan pool does the same).
 //
 // Every query of a page runs in one read-only transaction, so that the
 // page and its total come from one snapshot, under bounds.timeout.
@@ -29,6 +37,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// scanSlots is how many searches and deep pages one instance runs at once.
+const scanSlots = 2
+
 // pgAfterPosition is, for each sort, the condition of the rows that come
 // after a Position in that order (see afterPosition in sqlite_list.go).
 var pgAfterPosition = map[string]string{
@@ -38,11 +49,16 @@ var pgAfterPosition = map[string]string{
 	"-title":        "(title, id) < (@after_key, @after_id)",
 }
 
-// pgRelevance orders by the rare words of a search (see rareWords), and
-// weighs a match in the title (weight A) ten times one in the
-// content (C), one in the excerpt (B) five times, as bm25 does on SQLite.
-// ts_rank takes the weights in the order D, C, B, A.
-const pgRelevance = `ts_rank('{0, 0.1, 0.5, 1.0}', search, tutorials_search(@rare, @prefix)) DESC, id DESC`
+// pgRelevance orders by the rare words of a search (see rareWords): a match
+// in the title (weight A) counts ten times one in the content (C), one in
+// the excerpt (B) five times, as bm25 weighs them on SQLite. ts_rank takes
+// the weights in the order D, C, B, A.
+const pgRelevance = `ts_rank('{0, 0.1, 0.5, 1.0}', search, @rare::tsquery) DESC, id DESC`
+
+// planned makes pgx send a query with its values for PostgreSQL to plan it
+// for them, instead of a prepared statement that may be planned once for
+// any: how many rows a tsquery matches decides the best plan.
+const planned = pgx.QueryExecModeExec
 
 func (s *postgresStore) ListTutorials(ctx context.Context, p ListParams) (TutorialList, error) {
 	sort := p.Sort
@@ -62,6 +78,14 @@ func (s *postgresStore) ListTutorials(ctx context.Context, p ListParams) (Tutori
 	ctx, cancel := context.WithTimeoutCause(ctx, s.bounds.timeout, ErrQueryTimeout)
 	defer cancel()
 
+	if p.Query != "" || p.After.IsZero() && pageOffset(p) > s.bounds.shallow {
+		select {
+		case s.scans <- struct{}{}:
+			defer func() { <-s.scans }()
+		case <-ctx.Done():
+			return TutorialList{}, ErrQueryTimeout
+		}
+	}
 	var list TutorialList
 	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
 		var err error
@@ -100,9 +124,10 @@ func pgFilter(p ListParams, args pgx.NamedArgs) []string {
 	return where
 }
 
-// pgPage ends a query of a page in sort: its position (After) or its
-// offset, and one row more than the page holds, to tell whether more
-// follow. where is the query's condition so far.
+// pgPage is the query of a page of tutorials in sort, among the rows of
+// where: from its position (After) or its offset, with one row more than
+// the page holds, to tell whether more follow. The index walk to the page
+// reads ids only; the rows are read for the page alone.
 func pgPage(p ListParams, sort string, where []string, args pgx.NamedArgs, offset int64) (string, error) {
 	if !p.After.IsZero() {
 		where = append(where, pgAfterPosition[sort])
@@ -115,12 +140,14 @@ func pgPage(p ListParams, sort string, where []string, args pgx.NamedArgs, offse
 			args["after_key"] = t
 		}
 	}
-	q := ""
+	cond := ""
 	if len(where) > 0 {
-		q = " WHERE " + strings.Join(where, " AND ")
+		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	args["limit"], args["offset"] = p.PerPage+1, offset
-	return q + " ORDER BY " + sortOrders[sort] + " LIMIT @limit OFFSET @offset", nil
+	order := " ORDER BY " + sortOrders[sort]
+	return "SELECT " + pgTutorialColumns + " FROM tutorials WHERE id IN (SELECT id FROM tutorials" + cond + order +
+		" LIMIT @limit OFFSET @offset)" + order, nil
 }
 
 // listPage is a page of the list without a search, and its total from
@@ -136,11 +163,11 @@ func (s *postgresStore) listPage(ctx context.Context, tx pgx.Tx, p ListParams, s
 	if err := tx.QueryRow(ctx, countQuery, args).Scan(&list.Total); err != nil {
 		return list, err
 	}
-	rest, err := pgPage(p, sort, where, args, pageOffset(p))
+	query, err := pgPage(p, sort, where, args, pageOffset(p))
 	if err != nil {
 		return list, err
 	}
-	list.Tutorials, list.More, err = pgQueryPage(ctx, tx, p.PerPage, "SELECT "+pgTutorialColumns+" FROM tutorials"+rest, args)
+	list.Tutorials, list.More, err = pgQueryPage(ctx, tx, p.PerPage, query, args)
 	return list, err
 }
 
@@ -148,7 +175,7 @@ func (s *postgresStore) listPage(ctx context.Context, tx pgx.Tx, p ListParams, s
 // first perPage, and whether there was one more.
 func pgQueryPage(ctx context.Context, tx pgx.Tx, perPage int64, query string, args pgx.NamedArgs) ([]TutorialSummary, bool, error) {
 	list := []TutorialSummary{} // [] in JSON, never null
-	rows, err := tx.Query(ctx, query, args)
+	rows, err := tx.Query(ctx, query, planned, args)
 	if err != nil {
 		return nil, false, err
 	}
@@ -169,6 +196,8 @@ func pgQueryPage(ctx context.Context, tx pgx.Tx, perPage int64, query string, ar
 	return list, false, nil
 }
 
+// ---- Search ----
+
 // searchPage is a page of a search: the window of its newest matches, then
 // the page within it, in relevance or in sort.
 func (s *postgresStore) searchPage(ctx context.Context, tx pgx.Tx, p ListParams, sort string) (TutorialList, error) {
@@ -177,32 +206,44 @@ func (s *postgresStore) searchPage(ctx context.Context, tx pgx.Tx, p ListParams,
 		// Not the text itself: what people search for stays out of logs.
 		return TutorialList{}, errors.New("list tutorials: no words to search for")
 	}
-	ids, complete, err := s.searchWindow(ctx, tx, p, words)
+	// The whole search, and each word alone (for rareWords), as tsquery
+	// text; NULL for a search or a word with nothing to search.
+	var query *string
+	var parts []*string
+	err := tx.QueryRow(ctx, `SELECT tutorials_search(@words)::text,
+		ARRAY(SELECT tutorials_query(w, i = cardinality(@words))::text
+			FROM unnest(@words::text[]) WITH ORDINALITY AS u(w, i) ORDER BY i)`,
+		pgx.NamedArgs{"words": words}).Scan(&query, &parts)
+	if err != nil || query == nil {
+		return TutorialList{Tutorials: []TutorialSummary{}, TotalExact: true}, err
+	}
+
+	ids, complete, err := s.searchWindow(ctx, tx, p, *query)
 	if err != nil {
 		return TutorialList{}, err
 	}
 	list := TutorialList{Total: int64(len(ids)), TotalExact: complete}
 	args := pgx.NamedArgs{"window": ids}
 	if p.Sort != "" {
-		rest, err := pgPage(p, sort, []string{"id = ANY(@window)"}, args, pageOffset(p))
+		page, err := pgPage(p, sort, []string{"id = ANY(@window)"}, args, pageOffset(p))
 		if err != nil {
 			return list, err
 		}
-		list.Tutorials, list.More, err = pgQueryPage(ctx, tx, p.PerPage, "SELECT "+pgTutorialColumns+" FROM tutorials"+rest, args)
+		list.Tutorials, list.More, err = pgQueryPage(ctx, tx, p.PerPage, page, args)
 		return list, err
 	}
 
 	// Ranked by the words that are not common; with none, the window's
 	// own order, newest first, which is also what ties in relevance fall
 	// back to.
-	rare, prefix, err := s.rareWords(ctx, tx, words)
+	rare, err := s.rareWords(ctx, tx, parts)
 	if err != nil {
 		return list, err
 	}
 	order := "id DESC"
 	if len(rare) > 0 {
 		order = pgRelevance
-		args["rare"], args["prefix"] = rare, prefix
+		args["rare"] = "(" + strings.Join(rare, ") & (") + ")"
 	}
 	args["limit"], args["offset"] = p.PerPage+1, min(pageOffset(p), int64(len(ids)))
 	list.Tutorials, list.More, err = pgQueryPage(ctx, tx, p.PerPage, "SELECT "+pgTutorialColumns+
@@ -210,22 +251,22 @@ func (s *postgresStore) searchPage(ctx context.Context, tx pgx.Tx, p ListParams,
 	return list, err
 }
 
-// searchWindow returns the ids of the newest matches of words that pass p's
+// searchWindow returns the ids of the newest matches of query that pass p's
 // filters, newest first, at most bounds.window of them, and whether they are
 // all there are. With a filter, at most bounds.scan matches are looked at,
 // so that a filter that few matches pass cannot make the search read every
 // match (see searchWindow in sqlite_list.go).
-func (s *postgresStore) searchWindow(ctx context.Context, tx pgx.Tx, p ListParams, words []string) ([]int64, bool, error) {
-	args := pgx.NamedArgs{"words": words, "window": s.bounds.window + 1}
+func (s *postgresStore) searchWindow(ctx context.Context, tx pgx.Tx, p ListParams, query string) ([]int64, bool, error) {
+	args := pgx.NamedArgs{"query": query, "window": s.bounds.window + 1}
 	where := pgFilter(p, args)
-	query := `SELECT id FROM tutorials WHERE search @@ tutorials_search(@words) ORDER BY id DESC LIMIT @window`
+	q := `SELECT id FROM tutorials WHERE search @@ @query::tsquery ORDER BY id DESC LIMIT @window`
 	if len(where) > 0 {
-		query = `SELECT id FROM (SELECT id, category, difficulty FROM tutorials
-				WHERE search @@ tutorials_search(@words) ORDER BY id DESC LIMIT @scan) AS m
+		q = `SELECT id FROM (SELECT id, category, difficulty FROM tutorials
+				WHERE search @@ @query::tsquery ORDER BY id DESC LIMIT @scan) AS m
 			WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT @window`
 		args["scan"] = s.bounds.scan
 	}
-	rows, err := tx.Query(ctx, query, args)
+	rows, err := tx.Query(ctx, q, planned, args)
 	if err != nil {
 		return nil, false, err
 	}
@@ -241,39 +282,36 @@ func (s *postgresStore) searchWindow(ctx context.Context, tx pgx.Tx, p ListParam
 	}
 	// Fewer than a window passed the filter: all of them, unless the
 	// matches looked at were not all there are.
-	var looked int64
-	err = tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM tutorials
-		WHERE search @@ tutorials_search(@words) LIMIT @scan) AS m`,
-		pgx.NamedArgs{"words": words, "scan": s.bounds.scan}).Scan(&looked)
+	looked, err := pgCountUpTo(ctx, tx, query, s.bounds.scan)
 	return ids, looked < s.bounds.scan, err
 }
 
-// rareWords returns those of words that are found in at most bounds.common
-// tutorials, each once, and whether the last of them is the search's last
-// word, which matches as a prefix: the words relevance is computed from.
-// Counting a word's matches up to the bound reads at most that many.
-func (s *postgresStore) rareWords(ctx context.Context, tx pgx.Tx, words []string) (rare []string, prefix bool, err error) {
-	type word struct {
-		text   string
-		prefix bool
-	}
-	var seen []word
-	for i, w := range words {
-		wd := word{w, i == len(words)-1}
-		if slices.Contains(seen, wd) {
+// rareWords returns the tsqueries of those of parts (a search's words, each
+// as tsquery text; nil for one with nothing to search) that are found in at
+// most bounds.common tutorials, each once: the words relevance is computed
+// from. Counting a word's matches up to the bound reads at most that many.
+func (s *postgresStore) rareWords(ctx context.Context, tx pgx.Tx, parts []*string) ([]string, error) {
+	var seen, rare []string
+	for _, part := range parts {
+		if part == nil || slices.Contains(seen, *part) {
 			continue
 		}
-		seen = append(seen, wd)
-		var n int64
-		err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM tutorials
-			WHERE search @@ tutorials_query(@word, @prefix) LIMIT @limit) AS m`,
-			pgx.NamedArgs{"word": w, "prefix": wd.prefix, "limit": s.bounds.common + 1}).Scan(&n)
+		seen = append(seen, *part)
+		n, err := pgCountUpTo(ctx, tx, *part, s.bounds.common+1)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if n <= s.bounds.common {
-			rare, prefix = append(rare, w), wd.prefix
+			rare = append(rare, *part)
 		}
 	}
-	return rare, prefix, nil
+	return rare, nil
+}
+
+// pgCountUpTo counts the matches of the tsquery query, but stops at limit.
+func pgCountUpTo(ctx context.Context, tx pgx.Tx, query string, limit int64) (int64, error) {
+	var n int64
+	err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM tutorials WHERE search @@ @query::tsquery LIMIT @limit) AS m`,
+		planned, pgx.NamedArgs{"query": query, "limit": limit}).Scan(&n)
+	return n, err
 }

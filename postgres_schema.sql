@@ -85,10 +85,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- tutorials_search is the search for the words a person typed: every word
--- (AND), the last one as a prefix when prefix is set. A word that holds
+-- (AND), the last one as a prefix. A word that holds
 -- nothing to search is passed over, as a full-text index passes over
 -- punctuation. NULL, which matches nothing, when no word holds anything.
-CREATE FUNCTION tutorials_search(words text[], prefix boolean DEFAULT true) RETURNS tsquery
+CREATE FUNCTION tutorials_search(words text[]) RETURNS tsquery
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     q    tsquery;
@@ -96,7 +96,7 @@ DECLARE
     n    integer := coalesce(array_length(words, 1), 0);
 BEGIN
     FOR i IN 1 .. n LOOP
-        part := tutorials_query(words[i], prefix AND i = n);
+        part := tutorials_query(words[i], i = n);
         IF part IS NOT NULL THEN
             q := CASE WHEN q IS NULL THEN part ELSE q && part END;
         END IF;
