@@ -328,6 +328,9 @@ type BadRequest = ErrorEnvelope
 // Conflict Examples: {"data":null,"error":"Tutorial not found","status":404}
 type Conflict = ErrorEnvelope
 
+// DatabaseUnavailable Examples: {"data":null,"error":"Tutorial not found","status":404}
+type DatabaseUnavailable = ErrorEnvelope
+
 // Forbidden Examples: {"data":null,"error":"Tutorial not found","status":404}
 type Forbidden = ErrorEnvelope
 
@@ -343,8 +346,8 @@ type PayloadTooLarge = ErrorEnvelope
 // PreconditionFailed Examples: {"data":null,"error":"Tutorial not found","status":404}
 type PreconditionFailed = ErrorEnvelope
 
-// TooLong Examples: {"data":null,"error":"Tutorial not found","status":404}
-type TooLong = ErrorEnvelope
+// TooLongOrUnavailable Examples: {"data":null,"error":"Tutorial not found","status":404}
+type TooLongOrUnavailable = ErrorEnvelope
 
 // TooManyRequests Examples: {"data":null,"error":"Tutorial not found","status":404}
 type TooManyRequests = ErrorEnvelope
@@ -1476,7 +1479,7 @@ type ListTutorialsResponse struct {
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
-	JSON503 *TooLong
+	JSON503 *TooLongOrUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListTutorialsResponse200Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
@@ -1513,7 +1516,7 @@ func (r ListTutorialsResponse) GetJSON500() *InternalError {
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r ListTutorialsResponse) GetJSON503() *TooLong {
+func (r ListTutorialsResponse) GetJSON503() *TooLongOrUnavailable {
 	return r.JSON503
 }
 
@@ -1587,6 +1590,8 @@ type CreateTutorialResponse struct {
 	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *DatabaseUnavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateTutorialResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1638,6 +1643,11 @@ func (r CreateTutorialResponse) GetJSON429() *TooManyRequests {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateTutorialResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateTutorialResponse) GetJSON503() *DatabaseUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -1702,6 +1712,8 @@ type DeleteTutorialResponse struct {
 	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *DatabaseUnavailable
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *DeleteTutorialResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1738,6 +1750,11 @@ func (r DeleteTutorialResponse) GetJSON429() *TooManyRequests {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeleteTutorialResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteTutorialResponse) GetJSON503() *DatabaseUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -1806,6 +1823,8 @@ type GetTutorialResponse struct {
 	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *DatabaseUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetTutorialResponse200Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
@@ -1839,6 +1858,11 @@ func (r GetTutorialResponse) GetJSON429() *TooManyRequests {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetTutorialResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetTutorialResponse) GetJSON503() *DatabaseUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -1914,6 +1938,8 @@ type PatchTutorialResponse struct {
 	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *DatabaseUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *PatchTutorialResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1975,6 +2001,11 @@ func (r PatchTutorialResponse) GetJSON429() *TooManyRequests {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r PatchTutorialResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r PatchTutorialResponse) GetJSON503() *DatabaseUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2050,6 +2081,8 @@ type ReplaceTutorialResponse struct {
 	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *DatabaseUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ReplaceTutorialResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -2111,6 +2144,11 @@ func (r ReplaceTutorialResponse) GetJSON429() *TooManyRequests {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ReplaceTutorialResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReplaceTutorialResponse) GetJSON503() *DatabaseUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2452,7 +2490,7 @@ func ParseListTutorialsResponse(rsp *http.Response) (*ListTutorialsResponse, err
 		response.JSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest TooLong
+		var dest TooLongOrUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -2618,6 +2656,13 @@ func ParseCreateTutorialResponse(rsp *http.Response) (*CreateTutorialResponse, e
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest DatabaseUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	switch {
@@ -2750,6 +2795,13 @@ func ParseDeleteTutorialResponse(rsp *http.Response) (*DeleteTutorialResponse, e
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest DatabaseUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	switch {
@@ -2860,6 +2912,13 @@ func ParseGetTutorialResponse(rsp *http.Response) (*GetTutorialResponse, error) 
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest DatabaseUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3028,6 +3087,13 @@ func ParsePatchTutorialResponse(rsp *http.Response) (*PatchTutorialResponse, err
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest DatabaseUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	switch {
@@ -3184,6 +3250,13 @@ func ParseReplaceTutorialResponse(rsp *http.Response) (*ReplaceTutorialResponse,
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest DatabaseUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
