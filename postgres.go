@@ -252,12 +252,14 @@ func (s *postgresStore) SetKeyLimit(ctx context.Context, id int64, limit *KeyLim
 // pgAPIKeyColumns is the column list scanPgAPIKey reads.
 const pgAPIKeyColumns = `id, name, prefix, scope, active, rate, burst, created_at, last_used_at`
 
-func scanPgAPIKey(row pgx.Row) (APIKey, error) {
+// scanPgAPIKey reads pgAPIKeyColumns, then the columns after them into more.
+func scanPgAPIKey(row pgx.Row, more ...any) (APIKey, error) {
 	var k APIKey
 	var rate *float64
 	var burst *int
 	var lastUsed *time.Time
-	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &rate, &burst, &k.CreatedAt, &lastUsed); err != nil {
+	dest := []any{&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &rate, &burst, &k.CreatedAt, &lastUsed}
+	if err := row.Scan(append(dest, more...)...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return k, ErrNotFound
 		}

@@ -7,12 +7,11 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"tutorials/internal/sqlitedb"
 )
 
 func (s *postgresStore) Dump(ctx context.Context, l Loader) error {
@@ -41,20 +40,10 @@ func (s *postgresStore) Dump(ctx context.Context, l Loader) error {
 		}
 		defer keys.Close()
 		for keys.Next() {
-			var k APIKey
 			var hash []byte
-			var rate *float64
-			var burst *int
-			var lastUsed *time.Time
-			if err := keys.Scan(&k.ID, &k.Name, &k.Prefix, &k.Scope, &k.Active, &rate, &burst, &k.CreatedAt, &lastUsed, &hash); err != nil {
+			k, err := scanPgAPIKey(keys, &hash)
+			if err != nil {
 				return err
-			}
-			if rate != nil && burst != nil {
-				k.Limit = &KeyLimit{Rate: *rate, Burst: *burst}
-			}
-			k.CreatedAt = k.CreatedAt.UTC()
-			if lastUsed != nil {
-				k.LastUsedAt = lastUsed.UTC()
 			}
 			if err := l.Key(ctx, k, hash); err != nil {
 				return err
@@ -179,62 +168,24 @@ func (l *postgresLoader) LastIDs(ctx context.Context, tutorial, key int64) error
 	return nil
 }
 
-// Backup writes the database to dest as a SQLite file, from one snapshot.
-// As on SQLite, dest is never a half-written copy: the copy is made in a
-// temporary file beside it and renamed to dest once complete; an existing
-// dest is ErrBackupExists unless replace is set.
-func (s *postgresStore) Backup(ctx context.Context, dest string, replace bool) (err error) {
-	if !replace {
-		// Claim the name with O_EXCL, so that the check and the write are
-		// one step; the empty file is replaced by the rename below.
-		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, os.ErrExist) {
-			return ErrBackupExists
-		} else if err != nil {
-			return fmt.Errorf("backup: %w", err)
+// Backup writes the database to dest as a SQLite file, from one snapshot,
+// the way SQLite's backups are written (see sqlitedb.WriteFile): never a
+// half-written file, an existing dest refused unless replace is set.
+func (s *postgresStore) Backup(ctx context.Context, dest string, replace bool) error {
+	err := sqlitedb.WriteFile(ctx, dest, replace, func(path string) error {
+		target, err := openSQLite(ctx, path)
+		if err != nil {
+			return err
 		}
-		f.Close()
-		defer func() {
-			if err != nil {
-				os.Remove(dest)
-			}
-		}()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	tmpName := tmp.Name()
-	tmp.Close()
-	defer os.Remove(tmpName) // after a successful rename there is nothing to remove
-
-	target, err := openSQLite(ctx, tmpName)
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	err = target.Load(ctx, func(l Loader) error { return s.Dump(ctx, l) })
-	if closeErr := target.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
+		err = target.Load(ctx, func(l Loader) error { return s.Dump(ctx, l) })
+		// Close folds the write-ahead log into the file: it is whole.
+		if closeErr := target.Close(); err == nil {
+			err = closeErr
+		}
 		return err
+	})
+	if errors.Is(err, sqlitedb.ErrBackupExists) {
+		return ErrBackupExists
 	}
-	// Close has folded the write-ahead log into the file: it is whole.
-	if err := syncFile(tmpName); err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	if err := os.Rename(tmpName, dest); err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	return syncFile(filepath.Dir(dest))
-}
-
-// syncFile flushes a file, or a directory's entries, to disk.
-func syncFile(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return err
 }

@@ -73,7 +73,7 @@ func Open(ctx context.Context, url, schema string) (*DB, error) {
 		// pgx's message may quote the URL, password and all.
 		return nil, errors.New("not a valid PostgreSQL URL")
 	}
-	if !strings.Contains(url, "connect_timeout") {
+	if cfg.ConnConfig.ConnectTimeout == 0 { // the URL sets no connect_timeout
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	if !strings.Contains(url, "pool_max_conns") {

@@ -29,6 +29,17 @@ func (db *DB) Backup(ctx context.Context, dest string, replace bool) (err error)
 			return fmt.Errorf("%s is the database itself", dest)
 		}
 	}
+	return WriteFile(ctx, dest, replace, func(tmp string) error { return db.vacuumInto(ctx, tmp) })
+}
+
+// WriteFile makes the SQLite database file dest with fill, which writes a
+// database into the empty file whose path it is given. With replace false
+// it refuses a dest that exists (ErrBackupExists); with replace true it
+// swaps an old dest for the new file in one step. Either way dest is never
+// a half-written file: fill writes a temporary file beside it, which is
+// checked, synced and only then renamed to dest. Backup uses it, and so
+// does another engine's backup, which writes the same kind of file.
+func WriteFile(ctx context.Context, dest string, replace bool, fill func(path string) error) (err error) {
 	if !replace {
 		// Claim the name with O_EXCL, which fails if it exists, so that two
 		// backups started at once cannot both take it, and the check is not
@@ -50,8 +61,8 @@ func (db *DB) Backup(ctx context.Context, dest string, replace bool) (err error)
 
 	// The temporary file is in dest's directory because rename is only
 	// atomic within one file system. os.CreateTemp makes it empty and
-	// readable by its owner only, as the database is; VACUUM INTO accepts
-	// an empty file.
+	// readable by its owner only, as the database is; SQLite takes an
+	// empty file as an empty database.
 	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -64,7 +75,7 @@ func (db *DB) Backup(ctx context.Context, dest string, replace bool) (err error)
 		}
 	}()
 
-	if err := db.vacuumInto(ctx, tmpName); err != nil {
+	if err := fill(tmpName); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	if err := checkIntegrity(ctx, tmpName); err != nil {
@@ -103,9 +114,10 @@ func (db *DB) vacuumInto(ctx context.Context, path string) error {
 
 // checkIntegrity opens the database file at path read-only and runs
 // PRAGMA integrity_check, which reads every page and answers one row, "ok",
-// or a row per problem.
+// or a row per problem. immutable: the file alone is checked, and no -wal
+// or -shm beside it is made (a file in WAL mode would otherwise get both).
 func checkIntegrity(ctx context.Context, path string) error {
-	u := url.URL{Scheme: "file", Opaque: path, RawQuery: "mode=ro"}
+	u := url.URL{Scheme: "file", Opaque: path, RawQuery: "mode=ro&immutable=1"}
 	db, err := sql.Open("sqlite", u.String())
 	if err != nil {
 		return err
