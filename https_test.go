@@ -1,6 +1,6 @@
 package main
 
-// These tests hold the HTTPS of https.go to issue 15: the flags, the
+// These tests hold the HTTPS of internal/https to issue 15: the flags, the
 // server's own certificate files (a CA made here, a certificate replaced
 // while it runs), what plain HTTP answers, and what stops the server at
 // start. The ACME tests, against a real ACME server, are in
@@ -21,7 +21,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,38 +29,44 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"tutorials/internal/https"
 )
 
 func TestServeConfigHTTPS(t *testing.T) {
-	type https struct {
-		Addr, HTTPAddr, CertDir, ACMEDirectory, ACMEEmail, TLSCert, TLSKey string
-		Domains                                                            []string
+	type settings struct {
+		Addr  string
+		HTTPS https.Config
 	}
 	tests := []struct {
 		name string
 		args []string
 		env  map[string]string
-		want https
+		want settings
 	}{
-		{"without HTTPS nothing changes", nil, nil, https{Addr: ":8080"}},
+		{"without HTTPS nothing changes", nil, nil, settings{":8080", https.Config{}}},
 		{"-domain serves on 443", []string{"-domain", "API.example.com"}, nil,
-			https{Addr: ":443", Domains: []string{"api.example.com"}}},
+			settings{":443", https.Config{Domains: []string{"api.example.com"}, CertDir: "certs"}}},
 		{"several names from the environment", nil, map[string]string{"TUTORIALS_DOMAIN": "a.example.com, b.example.com,a.example.com"},
-			https{Addr: ":443", Domains: []string{"a.example.com", "b.example.com"}}},
+			settings{":443", https.Config{Domains: []string{"a.example.com", "b.example.com"}, CertDir: "certs"}}},
 		{"-addr still chooses the HTTPS port", []string{"-domain", "a.example.com", "-addr", ":8443"}, nil,
-			https{Addr: ":8443", Domains: []string{"a.example.com"}}},
+			settings{":8443", https.Config{Domains: []string{"a.example.com"}, CertDir: "certs"}}},
 		{"so does TUTORIALS_ADDR", []string{"-domain", "a.example.com"}, map[string]string{"TUTORIALS_ADDR": "127.0.0.1:9443"},
-			https{Addr: "127.0.0.1:9443", Domains: []string{"a.example.com"}}},
+			settings{"127.0.0.1:9443", https.Config{Domains: []string{"a.example.com"}, CertDir: "certs"}}},
 		{"every ACME setting from the environment", nil, map[string]string{"TUTORIALS_DOMAIN": "a.example.com",
 			"TUTORIALS_HTTP_ADDR": ":8000", "TUTORIALS_CERT_DIR": "/c", "TUTORIALS_ACME_DIRECTORY": "https://ca.test/dir",
 			"TUTORIALS_ACME_EMAIL": "me@example.com"},
-			https{Addr: ":443", HTTPAddr: ":8000", CertDir: "/c", ACMEDirectory: "https://ca.test/dir", ACMEEmail: "me@example.com",
-				Domains: []string{"a.example.com"}}},
+			settings{":443", https.Config{HTTPAddr: ":8000", CertDir: "/c", ACMEDirectory: "https://ca.test/dir", ACMEEmail: "me@example.com",
+				Domains: []string{"a.example.com"}}}},
 		{"flags beat the environment", []string{"-domain", "f.example.com", "-acme-email", "f@example.com"},
 			map[string]string{"TUTORIALS_DOMAIN": "e.example.com", "TUTORIALS_ACME_EMAIL": "e@example.com"},
-			https{Addr: ":443", ACMEEmail: "f@example.com", Domains: []string{"f.example.com"}}},
+			settings{":443", https.Config{ACMEEmail: "f@example.com", Domains: []string{"f.example.com"}, CertDir: "certs"}}},
+		{"certificates beside the database", []string{"-domain", "a.example.com", "-db", "/var/lib/tutorials/tutorials.db"}, nil,
+			settings{":443", https.Config{Domains: []string{"a.example.com"}, CertDir: "/var/lib/tutorials/certs"}}},
+		{"a database URL has no directory", []string{"-domain", "a.example.com", "-db", "postgres://db.internal/tutorials"}, nil,
+			settings{":443", https.Config{Domains: []string{"a.example.com"}, CertDir: "certs"}}},
 		{"own certificate files", []string{"-tls-cert", "c.pem", "-tls-key", "k.pem", "-http-addr", ":8000"}, nil,
-			https{Addr: ":443", HTTPAddr: ":8000", TLSCert: "c.pem", TLSKey: "k.pem"}},
+			settings{":443", https.Config{HTTPAddr: ":8000", CertFile: "c.pem", KeyFile: "k.pem"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +74,7 @@ func TestServeConfigHTTPS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := https{cfg.addr, cfg.httpAddr, cfg.certDir, cfg.acmeDirectory, cfg.acmeEmail, cfg.tlsCert, cfg.tlsKey, cfg.domains}
+			got := settings{cfg.addr, cfg.https}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -361,33 +366,6 @@ func TestHTTPSWithOwnCertificateFiles(t *testing.T) {
 		if n := strings.Count(logs, line); n != want {
 			t.Errorf("%d lines with %q in the log, want %d:\n%s", n, line, want, logs)
 		}
-	}
-}
-
-// The 308 goes to a name the certificate covers: the one asked for when
-// it does, else the certificate's first name that is no wildcard.
-func TestPlainHTTPRedirectsToACertifiedName(t *testing.T) {
-	tests := []struct {
-		names      []string
-		port, host string
-		want       string
-	}{
-		{[]string{"api.tutorials.test", "www.tutorials.test"}, "443", "WWW.tutorials.test:80", "https://www.tutorials.test/p?q=1"},
-		{[]string{"api.tutorials.test", "www.tutorials.test"}, "443", "192.0.2.1", "https://api.tutorials.test/p?q=1"},
-		{[]string{"api.tutorials.test"}, "8443", "api.tutorials.test", "https://api.tutorials.test:8443/p?q=1"},
-		{[]string{"*.tutorials.test"}, "443", "api.tutorials.test", "https://api.tutorials.test/p?q=1"},
-		{[]string{"*.tutorials.test", "tutorials.test"}, "443", "a.b.tutorials.test", "https://tutorials.test/p?q=1"},
-		{[]string{"*.tutorials.test"}, "443", "192.0.2.1", "https://192.0.2.1/p?q=1"},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.names, ",")+" "+tt.host, func(t *testing.T) {
-			req := httptest.NewRequest("GET", "http://"+tt.host+"/p?q=1", nil)
-			rec := httptest.NewRecorder()
-			answerPlainHTTP(tt.port, tt.names).ServeHTTP(rec, req)
-			if got := rec.Header().Get("Location"); rec.Code != http.StatusPermanentRedirect || got != tt.want {
-				t.Errorf("%d to %q, want 308 to %q", rec.Code, got, tt.want)
-			}
-		})
 	}
 }
 

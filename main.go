@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -33,6 +34,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+
+	"tutorials/internal/https"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3". A
@@ -149,15 +152,9 @@ type config struct {
 	// exactly as a browser sends it in Origin: "https://app.example.com".
 	// None (the default) means no CORS headers at all.
 	corsOrigins []string
-	// HTTPS (https.go): with domains or tlsCert set, addr serves HTTPS
-	// and httpAddr plain HTTP; with neither, nothing changes.
-	domains       []string // certificates from ACME for these names
-	httpAddr      string   // "" is :80
-	certDir       string   // "" is certs beside db
-	acmeDirectory string   // "" is Let's Encrypt
-	acmeEmail     string
-	tlsCert       string // or certificate files of one's own
-	tlsKey        string
+	// https, when it asks for HTTPS (internal/https), makes addr serve
+	// HTTPS and its HTTPAddr plain HTTP; otherwise nothing changes.
+	https https.Config
 }
 
 // newFlagSet returns a flag set that reports errors as a usageError of one
@@ -229,12 +226,12 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	}
 	corsOrigins := getenv("TUTORIALS_CORS_ORIGINS")
 	domains := getenv("TUTORIALS_DOMAIN")
-	cfg.httpAddr = getenv("TUTORIALS_HTTP_ADDR")
-	cfg.certDir = getenv("TUTORIALS_CERT_DIR")
-	cfg.acmeDirectory = getenv("TUTORIALS_ACME_DIRECTORY")
-	cfg.acmeEmail = getenv("TUTORIALS_ACME_EMAIL")
-	cfg.tlsCert = getenv("TUTORIALS_TLS_CERT")
-	cfg.tlsKey = getenv("TUTORIALS_TLS_KEY")
+	cfg.https.HTTPAddr = getenv("TUTORIALS_HTTP_ADDR")
+	cfg.https.CertDir = getenv("TUTORIALS_CERT_DIR")
+	cfg.https.ACMEDirectory = getenv("TUTORIALS_ACME_DIRECTORY")
+	cfg.https.ACMEEmail = getenv("TUTORIALS_ACME_EMAIL")
+	cfg.https.CertFile = getenv("TUTORIALS_TLS_CERT")
+	cfg.https.KeyFile = getenv("TUTORIALS_TLS_KEY")
 
 	fs := newFlagSet("serve")
 	fs.StringVar(&cfg.addr, "addr", cfg.addr, "address to listen on")
@@ -246,22 +243,37 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 		"behind a reverse proxy: take the client address from X-Forwarded-For")
 	fs.StringVar(&corsOrigins, "cors-origins", corsOrigins, "comma-separated origins a browser may call the API from")
 	fs.StringVar(&domains, "domain", domains, "serve HTTPS for these comma-separated names, with certificates from ACME")
-	fs.StringVar(&cfg.httpAddr, "http-addr", cfg.httpAddr, "with HTTPS: the plain-HTTP address, for ACME and redirects (default :80)")
-	fs.StringVar(&cfg.certDir, "cert-dir", cfg.certDir, "with -domain: where certificates are kept (default: certs beside -db)")
-	fs.StringVar(&cfg.acmeDirectory, "acme-directory", cfg.acmeDirectory, "with -domain: the ACME server's directory URL (default: Let's Encrypt)")
-	fs.StringVar(&cfg.acmeEmail, "acme-email", cfg.acmeEmail, "with -domain: an address the CA may write to about your certificates")
-	fs.StringVar(&cfg.tlsCert, "tls-cert", cfg.tlsCert, "serve HTTPS with this certificate file (PEM, with its chain)")
-	fs.StringVar(&cfg.tlsKey, "tls-key", cfg.tlsKey, "the private key of -tls-cert (PEM)")
+	fs.StringVar(&cfg.https.HTTPAddr, "http-addr", cfg.https.HTTPAddr, "with HTTPS: the plain-HTTP address, for ACME and redirects (default :80)")
+	fs.StringVar(&cfg.https.CertDir, "cert-dir", cfg.https.CertDir, "with -domain: where certificates are kept (default: certs beside -db)")
+	fs.StringVar(&cfg.https.ACMEDirectory, "acme-directory", cfg.https.ACMEDirectory, "with -domain: the ACME server's directory URL (default: Let's Encrypt)")
+	fs.StringVar(&cfg.https.ACMEEmail, "acme-email", cfg.https.ACMEEmail, "with -domain: an address the CA may write to about your certificates")
+	fs.StringVar(&cfg.https.CertFile, "tls-cert", cfg.https.CertFile, "serve HTTPS with this certificate file (PEM, with its chain)")
+	fs.StringVar(&cfg.https.KeyFile, "tls-key", cfg.https.KeyFile, "the private key of -tls-cert (PEM)")
 	if err := parseFlags(fs, args); err != nil {
-		return cfg, err
-	}
-	addrChosen := getenv("PORT") != "" || getenv("TUTORIALS_ADDR") != ""
-	fs.Visit(func(f *flag.Flag) { addrChosen = addrChosen || f.Name == "addr" })
-	if err := cfg.checkHTTPS(domains, addrChosen); err != nil {
 		return cfg, err
 	}
 	cfg.db = *db
 	var err error
+	if cfg.https.Domains, err = https.ParseDomains(domains); err != nil {
+		return cfg, usagef("%v", err)
+	}
+	if err := cfg.https.Check(); err != nil {
+		return cfg, usagef("%v", err)
+	}
+	// HTTPS serves on its own port, unless an address was chosen; ACME's
+	// certificates are kept beside the database, which the service's user
+	// can already write (with systemd, its StateDirectory).
+	addrChosen := getenv("PORT") != "" || getenv("TUTORIALS_ADDR") != ""
+	fs.Visit(func(f *flag.Flag) { addrChosen = addrChosen || f.Name == "addr" })
+	if cfg.https.On() && !addrChosen {
+		cfg.addr = ":443"
+	}
+	if len(cfg.https.Domains) > 0 && cfg.https.CertDir == "" {
+		cfg.https.CertDir = filepath.Join(filepath.Dir(cfg.db), "certs")
+		if isPostgresURL(cfg.db) { // a database URL has no directory
+			cfg.https.CertDir = "certs"
+		}
+	}
 	if cfg.corsOrigins, err = parseOrigins(corsOrigins); err != nil {
 		return cfg, err
 	}
@@ -372,17 +384,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	// With -domain or -tls-cert, ln becomes a TLS listener and front holds
-	// the plain-HTTP one (https.go); without, front is nil and does nothing.
-	ln, front, err := setUpHTTPS(cfg, srv, ln, logger)
+	// the plain-HTTP one; without, front is nil and does nothing.
+	refuse := func(w http.ResponseWriter, r *http.Request, status int) {
+		writeError(w, r, &apiError{status, "HTTPS required"})
+	}
+	around := func(h http.Handler) http.Handler { return logRequests(logger, h) }
+	ln, front, err := https.Setup(cfg.https, srv, ln, logger, refuse, around)
 	if err != nil {
 		return err
 	}
 	if err := bootstrapKey(ctx, store, displayDB(cfg.db), stderr, logger); err != nil {
 		ln.Close()
-		front.close()
+		front.Close()
 		return err
 	}
-	listening := append([]any{"addr", ln.Addr().String()}, front.logAttrs()...)
+	listening := append([]any{"addr", ln.Addr().String()}, front.LogAttrs()...)
 	logger.Info("listening", append(listening, "db", displayDB(cfg.db), "version", buildVersion())...)
 
 	stopSaving := every(saveUsageEvery, func() {
@@ -398,7 +414,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	front.start(ctx, served)
+	front.Start(ctx, served)
 	var serveErr error
 	select {
 	case serveErr = <-served: // Serve only returns early on a listener failure
@@ -416,7 +432,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Warn("requests still running after the grace period were cut off", "error", err)
 		srv.Close()
 	}
-	front.shutdown(shutdownCtx)
+	front.Shutdown(shutdownCtx)
 	stopReleasing()
 	stopSaving()
 	// The shutdown context may be spent by now: the last save gets its own.

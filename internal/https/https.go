@@ -1,18 +1,16 @@
-package main
-
-// This file is the one room for HTTPS (issue 15). With -domain the server
-// gets its certificates from an ACME CA (Let's Encrypt unless
-// -acme-directory names another) through golang.org/x/crypto/acme/autocert,
-// which keeps them in -cert-dir and renews them; with -tls-cert and
-// -tls-key it serves the files it is given, and picks up new ones without
-// a restart. Either way a second listener, on -http-addr, speaks plain HTTP
-// only to answer ACME's HTTP-01 challenges and to tell clients to use
-// HTTPS, and every HTTPS answer carries Strict-Transport-Security.
+// Package https lets the server speak HTTPS by itself. With Domains it gets
+// its certificates from an ACME CA (Let's Encrypt unless ACMEDirectory names
+// another) through golang.org/x/crypto/acme/autocert, which keeps them in
+// CertDir and renews them; with CertFile and KeyFile it serves the files it
+// is given, and picks up new ones without a restart. Either way a second
+// listener, on HTTPAddr, speaks plain HTTP only to answer ACME's HTTP-01
+// challenges and to tell clients to use HTTPS, and every HTTPS answer
+// carries Strict-Transport-Security.
 //
-// runServe calls setUpHTTPS once its listener is bound, then only the
-// methods of the *httpsFront it gets back. Without -domain or -tls-cert
-// that is nil, whose methods do nothing: the server speaks plain HTTP, as
-// it always did.
+// The server calls Setup once its listener is bound, then only the methods
+// of the *Front it gets back. Without HTTPS that is nil, whose methods do
+// nothing: the server speaks plain HTTP.
+package https
 
 import (
 	"bytes"
@@ -29,7 +27,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,58 +39,67 @@ import (
 
 // ---- Configuration ----
 
+// Config is how the server gets its certificates: from ACME for Domains, or
+// from CertFile and KeyFile. Neither is plain HTTP.
+type Config struct {
+	Domains       []string // get certificates from ACME for these names
+	HTTPAddr      string   // the plain-HTTP listener; "" is :80
+	CertDir       string   // where ACME's certificates are kept
+	ACMEDirectory string   // the ACME server's directory URL; "" is Let's Encrypt
+	ACMEEmail     string   // an address the CA may write to
+	CertFile      string   // or a certificate of one's own (PEM, with its chain)
+	KeyFile       string
+}
+
+// On reports whether cfg asks for HTTPS.
+func (cfg Config) On() bool {
+	return len(cfg.Domains) > 0 || cfg.CertFile != "" || cfg.KeyFile != ""
+}
+
 // hostName is a DNS name a public CA will certify: two labels or more, in
 // ASCII (an international name in its xn-- form), no wildcard (ACME gives
 // those only through DNS challenges, which need the DNS provider's keys).
 var hostName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// checkHTTPS finishes the HTTPS settings of cfg once the flags are read:
-// the names of -domain, the port 443 when nothing chose another, and the
-// combinations that make no sense, as usage errors. addrChosen says whether
-// -addr, TUTORIALS_ADDR or PORT set the address.
-func (cfg *config) checkHTTPS(domains string, addrChosen bool) error {
-	for _, d := range strings.Split(domains, ",") {
+// ParseDomains reads a comma-separated list of names for Domains: in lower
+// case, each once.
+func ParseDomains(list string) ([]string, error) {
+	var domains []string
+	for _, d := range strings.Split(list, ",") {
 		d = strings.ToLower(strings.TrimSpace(d))
 		if d == "" {
 			continue
 		}
 		if len(d) > 253 || !hostName.MatchString(d) || net.ParseIP(d) != nil {
-			return usagef("-domain: %q is not a host name like api.example.com", d)
+			return nil, fmt.Errorf("-domain: %q is not a host name like api.example.com", d)
 		}
-		if !slices.Contains(cfg.domains, d) {
-			cfg.domains = append(cfg.domains, d)
-		}
-	}
-	byACME, byFiles := len(cfg.domains) > 0, cfg.tlsCert != "" || cfg.tlsKey != ""
-	switch {
-	case byACME && byFiles:
-		return usagef("-domain and -tls-cert are two ways to get a certificate: choose one")
-	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
-		return usagef("-tls-cert and -tls-key go together")
-	case !byACME && (cfg.certDir != "" || cfg.acmeDirectory != "" || cfg.acmeEmail != ""):
-		return usagef("-cert-dir, -acme-directory and -acme-email need -domain")
-	case !byACME && !byFiles && cfg.httpAddr != "":
-		return usagef("-http-addr needs -domain or -tls-cert")
-	}
-	if cfg.acmeDirectory != "" {
-		if u, err := url.Parse(cfg.acmeDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
-			return usagef("-acme-directory must be an https:// URL, not %q", cfg.acmeDirectory)
+		if !slices.Contains(domains, d) {
+			domains = append(domains, d)
 		}
 	}
-	if (byACME || byFiles) && !addrChosen {
-		cfg.addr = ":443"
-	}
-	return nil
+	return domains, nil
 }
 
-// defaultCertDir is where certificates are kept without -cert-dir: in
-// "certs" beside the database file, which the service's user can already
-// write (with systemd, its StateDirectory).
-func defaultCertDir(db string) string {
-	if strings.Contains(db, "://") { // a database URL has no directory
-		return "certs"
+// Check reports the settings that make no sense together, in the words of
+// the server's flags.
+func (cfg Config) Check() error {
+	byACME, byFiles := len(cfg.Domains) > 0, cfg.CertFile != "" || cfg.KeyFile != ""
+	switch {
+	case byACME && byFiles:
+		return errors.New("-domain and -tls-cert are two ways to get a certificate: choose one")
+	case (cfg.CertFile == "") != (cfg.KeyFile == ""):
+		return errors.New("-tls-cert and -tls-key go together")
+	case !byACME && (cfg.CertDir != "" || cfg.ACMEDirectory != "" || cfg.ACMEEmail != ""):
+		return errors.New("-cert-dir, -acme-directory and -acme-email need -domain")
+	case !byACME && !byFiles && cfg.HTTPAddr != "":
+		return errors.New("-http-addr needs -domain or -tls-cert")
 	}
-	return filepath.Join(filepath.Dir(db), "certs")
+	if cfg.ACMEDirectory != "" {
+		if u, err := url.Parse(cfg.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("-acme-directory must be an https:// URL, not %q", cfg.ACMEDirectory)
+		}
+	}
+	return nil
 }
 
 // ---- Serving ----
@@ -103,39 +109,52 @@ func defaultCertDir(db string) string {
 // lives under its names.
 const hsts = "max-age=31536000"
 
-// httpsFront is what HTTPS adds to a running server: the plain-HTTP
-// listener and, with -domain, the certificates being obtained.
-type httpsFront struct {
+// Front is what HTTPS adds to a running server: the plain-HTTP listener
+// and, with Domains, the certificates being obtained.
+type Front struct {
 	names   []string // served, for the listening line
 	plain   *http.Server
 	plainLn net.Listener
-	acme    *acmeCerts // nil with -tls-cert
+	acme    *acmeCerts // nil with CertFile
 }
 
-// setUpHTTPS, when cfg asks for HTTPS, makes srv an HTTPS server: it
-// returns ln wrapped in TLS (1.2 at least, HTTP/2 offered), and a front
-// that holds the plain-HTTP listener, bound already. Everything that can
-// fail at start fails here, before a key is shown or a certificate
-// ordered, with one line for the log: a certificate directory that cannot
-// be written, certificate files that cannot be read, an -http-addr taken.
-// On an error it closes ln. Without -domain or -tls-cert it returns ln and
-// a nil front.
-func setUpHTTPS(cfg config, srv *http.Server, ln net.Listener, logger *slog.Logger) (net.Listener, *httpsFront, error) {
-	if len(cfg.domains) == 0 && cfg.tlsCert == "" {
+// Refuser writes the plain listener's answer to a request that should have
+// come over HTTPS, with status (403, or 308 with its Location set), in the
+// server's own format.
+type Refuser func(w http.ResponseWriter, r *http.Request, status int)
+
+// Setup, when cfg asks for HTTPS, makes srv an HTTPS server: it returns ln
+// wrapped in TLS (1.2 at least, HTTP/2 offered), and a Front that holds the
+// plain-HTTP listener, bound already, with srv's limits and error log, its
+// handler wrapped in around (the server's request log). Everything that
+// can fail at start fails here, before a certificate is ordered, with one
+// line for the log: a certificate directory that cannot be written,
+// certificate files that cannot be read, an HTTPAddr taken. On an error it
+// closes ln. Without HTTPS it returns ln and a nil Front.
+func Setup(cfg Config, srv *http.Server, ln net.Listener, logger *slog.Logger, refuse Refuser, around func(http.Handler) http.Handler) (net.Listener, *Front, error) {
+	if !cfg.On() {
 		return ln, nil, nil
 	}
-	front, tlsConfig, plain, err := certSource(cfg, logger)
+	front, tlsConfig, challenges, err := certSource(cfg, logger)
 	if err != nil {
 		ln.Close()
 		return nil, nil, err
 	}
-	front.plainLn, err = net.Listen("tcp", cmp.Or(cfg.httpAddr, ":80"))
+	front.plainLn, err = net.Listen("tcp", cmp.Or(cfg.HTTPAddr, ":80"))
 	if err != nil {
 		ln.Close()
 		return nil, nil, fmt.Errorf("the plain-HTTP listener (-http-addr): %w", err)
 	}
 	_, httpsPort, _ := net.SplitHostPort(ln.Addr().String())
-	front.plain = newHTTPServer(logRequests(logger, plain(answerPlainHTTP(httpsPort, front.names))), logger)
+	front.plain = &http.Server{
+		Handler:           around(challenges(answerPlainHTTP(httpsPort, front.names, refuse))),
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		ReadTimeout:       srv.ReadTimeout,
+		WriteTimeout:      srv.WriteTimeout,
+		IdleTimeout:       srv.IdleTimeout,
+		MaxHeaderBytes:    srv.MaxHeaderBytes,
+		ErrorLog:          srv.ErrorLog,
+	}
 
 	tlsConfig.MinVersion = tls.VersionTLS12
 	// h2 first: net/http serves HTTP/2 on a TLS listener that offers it.
@@ -149,39 +168,39 @@ func setUpHTTPS(cfg config, srv *http.Server, ln net.Listener, logger *slog.Logg
 	return tls.NewListener(ln, tlsConfig), front, nil
 }
 
-// certSource makes the front and TLS configuration of the way cfg chose to
-// get certificates, and plain, which adds that way's part to the
+// certSource makes the Front and TLS configuration of the way cfg chose to
+// get certificates, and challenges, which adds that way's part to the
 // plain-HTTP handler: autocert's HTTP-01 answers, or nothing.
-func certSource(cfg config, logger *slog.Logger) (*httpsFront, *tls.Config, func(http.Handler) http.Handler, error) {
-	if cfg.tlsCert != "" {
-		files, err := loadCertFiles(cfg.tlsCert, cfg.tlsKey, logger)
+func certSource(cfg Config, logger *slog.Logger) (*Front, *tls.Config, func(http.Handler) http.Handler, error) {
+	if cfg.CertFile != "" {
+		files, err := loadCertFiles(cfg.CertFile, cfg.KeyFile, logger)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		noChallenges := func(h http.Handler) http.Handler { return h }
-		return &httpsFront{names: files.names()}, &tls.Config{GetCertificate: files.getCertificate}, noChallenges, nil
+		return &Front{names: files.names()}, &tls.Config{GetCertificate: files.getCertificate}, noChallenges, nil
 	}
 	certs, err := newACMECerts(cfg, logger)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	tlsConfig := &tls.Config{GetCertificate: certs.getCertificate, NextProtos: []string{acme.ALPNProto}}
-	return &httpsFront{names: cfg.domains, acme: certs}, tlsConfig, certs.answerHTTP01, nil
+	return &Front{names: cfg.Domains, acme: certs}, tlsConfig, certs.answerHTTP01, nil
 }
 
-// logAttrs are the listening line's words on HTTPS: the names served and
+// LogAttrs are the listening line's words on HTTPS: the names served and
 // the plain listener's address.
-func (f *httpsFront) logAttrs() []any {
+func (f *Front) LogAttrs() []any {
 	if f == nil {
 		return nil
 	}
 	return []any{"https", strings.Join(f.names, ","), "http_addr", f.plainLn.Addr().String()}
 }
 
-// start serves plain HTTP and, with -domain, starts getting certificates,
+// Start serves plain HTTP and, with Domains, starts getting certificates,
 // until ctx is done. A failure of the plain listener is sent on failed, as
-// runServe's own listener's is.
-func (f *httpsFront) start(ctx context.Context, failed chan<- error) {
+// the server's own listener's is.
+func (f *Front) Start(ctx context.Context, failed chan<- error) {
 	if f == nil {
 		return
 	}
@@ -189,7 +208,7 @@ func (f *httpsFront) start(ctx context.Context, failed chan<- error) {
 		if err := f.plain.Serve(f.plainLn); !errors.Is(err, http.ErrServerClosed) {
 			select {
 			case failed <- fmt.Errorf("the plain-HTTP listener: %w", err):
-			default: // the HTTPS listener failed first: runServe is stopping
+			default: // the HTTPS listener failed first: the server is stopping
 			}
 		}
 	}()
@@ -200,8 +219,8 @@ func (f *httpsFront) start(ctx context.Context, failed chan<- error) {
 	}
 }
 
-// shutdown stops the plain listener as runServe stops its own.
-func (f *httpsFront) shutdown(ctx context.Context) {
+// Shutdown stops the plain listener as the server stops its own.
+func (f *Front) Shutdown(ctx context.Context) {
 	if f == nil {
 		return
 	}
@@ -210,9 +229,9 @@ func (f *httpsFront) shutdown(ctx context.Context) {
 	}
 }
 
-// close lets go of the plain listener when the server stops before it
+// Close lets go of the plain listener when the server stops before it
 // started.
-func (f *httpsFront) close() {
+func (f *Front) Close() {
 	if f != nil {
 		f.plainLn.Close()
 	}
@@ -223,10 +242,10 @@ func (f *httpsFront) close() {
 // already, and a client that followed a redirect would never learn it.
 // Anything else (a person's browser) is sent to the same path on HTTPS,
 // on a name the certificate covers.
-func answerPlainHTTP(httpsPort string, names []string) http.Handler {
+func answerPlainHTTP(httpsPort string, names []string, refuse Refuser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
-			writeError(w, r, &apiError{status: http.StatusForbidden, msg: "HTTPS required"})
+			refuse(w, r, http.StatusForbidden)
 			return
 		}
 		host, _, err := net.SplitHostPort(r.Host)
@@ -244,7 +263,7 @@ func answerPlainHTTP(httpsPort string, names []string) http.Handler {
 			host = net.JoinHostPort(host, httpsPort)
 		}
 		w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
-		writeError(w, r, &apiError{status: http.StatusPermanentRedirect, msg: "HTTPS required"})
+		refuse(w, r, http.StatusPermanentRedirect)
 	})
 }
 
@@ -301,19 +320,19 @@ type acmeCerts struct {
 }
 
 // newACMECerts prepares the certificate directory and the Manager.
-func newACMECerts(cfg config, logger *slog.Logger) (*acmeCerts, error) {
-	dir := cmp.Or(cfg.certDir, defaultCertDir(cfg.db))
+func newACMECerts(cfg Config, logger *slog.Logger) (*acmeCerts, error) {
+	dir := cfg.CertDir
 	if err := prepareCertDir(dir, logger); err != nil {
 		return nil, err
 	}
 	m := &autocert.Manager{
 		Prompt:     autocert.AcceptTOS, // the README says that -domain accepts the CA's terms
 		Cache:      autocert.DirCache(dir),
-		HostPolicy: autocert.HostWhitelist(cfg.domains...),
-		Email:      cfg.acmeEmail,
+		HostPolicy: autocert.HostWhitelist(cfg.Domains...),
+		Email:      cfg.ACMEEmail,
 	}
-	if cfg.acmeDirectory != "" {
-		m.Client = &acme.Client{DirectoryURL: cfg.acmeDirectory}
+	if cfg.ACMEDirectory != "" {
+		m.Client = &acme.Client{DirectoryURL: cfg.ACMEDirectory}
 	}
 	return &acmeCerts{manager: m, logger: logger, ready: make(map[string]bool)}, nil
 }
