@@ -27,7 +27,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -190,68 +189,63 @@ func dbFlag(fs *flag.FlagSet, getenv func(string) string) *string {
 	return fs.String("db", def, "SQLite database file, or postgres:// URL")
 }
 
-// parseServeConfig reads the serve command's flags over its environment.
-// The environment sets each flag's default, so a flag given beats it.
-func parseServeConfig(args []string, getenv func(string) string) (config, error) {
-	cfg := config{addr: ":8080", rate: 10, burst: 20, logFormat: "text"}
-	if v := getenv("PORT"); v != "" { // the convention of most hosting platforms
-		cfg.addr = ":" + v
-	}
-	if v := getenv("TUTORIALS_ADDR"); v != "" {
-		cfg.addr = v
-	}
-	if v := getenv("TUTORIALS_RATE"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return cfg, usagef("TUTORIALS_RATE: %q is not a number", v)
-		}
-		cfg.rate = f
-	}
-	if v := getenv("TUTORIALS_BURST"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return cfg, usagef("TUTORIALS_BURST: %q is not an integer", v)
-		}
-		cfg.burst = n
-	}
-	if v := getenv("TUTORIALS_LOG_FORMAT"); v != "" {
-		cfg.logFormat = v
-	}
-	if v := getenv("TUTORIALS_TRUST_PROXY"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return cfg, usagef("TUTORIALS_TRUST_PROXY: %q is not true or false", v)
-		}
-		cfg.trustProxy = b
-	}
-	corsOrigins := getenv("TUTORIALS_CORS_ORIGINS")
-	domains := getenv("TUTORIALS_DOMAIN")
-	cfg.https.HTTPAddr = getenv("TUTORIALS_HTTP_ADDR")
-	cfg.https.CertDir = getenv("TUTORIALS_CERT_DIR")
-	cfg.https.ACMEDirectory = getenv("TUTORIALS_ACME_DIRECTORY")
-	cfg.https.ACMEEmail = getenv("TUTORIALS_ACME_EMAIL")
-	cfg.https.CertFile = getenv("TUTORIALS_TLS_CERT")
-	cfg.https.KeyFile = getenv("TUTORIALS_TLS_KEY")
+// serveEnv names the environment variable of each flag of serve (-db's is
+// in dbFlag). A variable that is set replaces the flag's default; a flag
+// given on the command line beats both.
+var serveEnv = [][2]string{
+	{"addr", "TUTORIALS_ADDR"},
+	{"rate", "TUTORIALS_RATE"},
+	{"burst", "TUTORIALS_BURST"},
+	{"log-format", "TUTORIALS_LOG_FORMAT"},
+	{"trust-proxy", "TUTORIALS_TRUST_PROXY"},
+	{"cors-origins", "TUTORIALS_CORS_ORIGINS"},
+	{"domain", "TUTORIALS_DOMAIN"},
+	{"http-addr", "TUTORIALS_HTTP_ADDR"},
+	{"cert-dir", "TUTORIALS_CERT_DIR"},
+	{"acme-directory", "TUTORIALS_ACME_DIRECTORY"},
+	{"acme-email", "TUTORIALS_ACME_EMAIL"},
+	{"tls-cert", "TUTORIALS_TLS_CERT"},
+	{"tls-key", "TUTORIALS_TLS_KEY"},
+}
 
+// parseServeConfig reads the serve command's flags over its environment.
+func parseServeConfig(args []string, getenv func(string) string) (config, error) {
+	var cfg config
+	var corsOrigins, domains string
 	fs := newFlagSet("serve")
-	fs.StringVar(&cfg.addr, "addr", cfg.addr, "address to listen on")
+	fs.StringVar(&cfg.addr, "addr", ":8080", "address to listen on")
 	db := dbFlag(fs, getenv)
-	fs.Float64Var(&cfg.rate, "rate", cfg.rate, "requests per second per key; 0 turns limiting off")
-	fs.IntVar(&cfg.burst, "burst", cfg.burst, "requests a key may make at once")
-	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "text or json")
-	fs.BoolVar(&cfg.trustProxy, "trust-proxy", cfg.trustProxy,
+	fs.Float64Var(&cfg.rate, "rate", 10, "requests per second per key; 0 turns limiting off")
+	fs.IntVar(&cfg.burst, "burst", 20, "requests a key may make at once")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&cfg.trustProxy, "trust-proxy", false,
 		"behind a reverse proxy: take the client address from X-Forwarded-For")
-	fs.StringVar(&corsOrigins, "cors-origins", corsOrigins, "comma-separated origins a browser may call the API from")
-	fs.StringVar(&domains, "domain", domains, "serve HTTPS for these comma-separated names, with certificates from ACME")
-	fs.StringVar(&cfg.https.HTTPAddr, "http-addr", cfg.https.HTTPAddr, "with HTTPS: the plain-HTTP address, for ACME and redirects (default :80)")
-	fs.StringVar(&cfg.https.CertDir, "cert-dir", cfg.https.CertDir, "with -domain: where certificates are kept (default: certs beside -db)")
-	fs.StringVar(&cfg.https.ACMEDirectory, "acme-directory", cfg.https.ACMEDirectory, "with -domain: the ACME server's directory URL (default: Let's Encrypt)")
-	fs.StringVar(&cfg.https.ACMEEmail, "acme-email", cfg.https.ACMEEmail, "with -domain: an address the CA may write to about your certificates")
-	fs.StringVar(&cfg.https.CertFile, "tls-cert", cfg.https.CertFile, "serve HTTPS with this certificate file (PEM, with its chain)")
-	fs.StringVar(&cfg.https.KeyFile, "tls-key", cfg.https.KeyFile, "the private key of -tls-cert (PEM)")
+	fs.StringVar(&corsOrigins, "cors-origins", "", "comma-separated origins a browser may call the API from")
+	fs.StringVar(&domains, "domain", "", "serve HTTPS for these comma-separated names, with certificates from ACME")
+	fs.StringVar(&cfg.https.HTTPAddr, "http-addr", "", "with HTTPS: the plain-HTTP address, for ACME and redirects (default :80)")
+	fs.StringVar(&cfg.https.CertDir, "cert-dir", "", "with -domain: where certificates are kept (default: certs beside -db)")
+	fs.StringVar(&cfg.https.ACMEDirectory, "acme-directory", "", "with -domain: the ACME server's directory URL (default: Let's Encrypt)")
+	fs.StringVar(&cfg.https.ACMEEmail, "acme-email", "", "with -domain: an address the CA may write to about your certificates")
+	fs.StringVar(&cfg.https.CertFile, "tls-cert", "", "serve HTTPS with this certificate file (PEM, with its chain)")
+	fs.StringVar(&cfg.https.KeyFile, "tls-key", "", "the private key of -tls-cert (PEM)")
+
+	if port := getenv("PORT"); port != "" { // the convention of most hosting platforms
+		fs.Set("addr", ":"+port)
+	}
+	for _, e := range serveEnv {
+		if v := getenv(e[1]); v != "" {
+			if err := fs.Set(e[0], v); err != nil {
+				return cfg, usagef("%s: %q is not a valid -%s", e[1], v, e[0])
+			}
+		}
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return cfg, err
 	}
+	// Visit sees the flags given, and those the environment set.
+	addrChosen := false
+	fs.Visit(func(f *flag.Flag) { addrChosen = addrChosen || f.Name == "addr" })
+
 	cfg.db = *db
 	var err error
 	if cfg.https.Domains, err = https.ParseDomains(domains); err != nil {
@@ -263,8 +257,6 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 	// HTTPS serves on its own port, unless an address was chosen; ACME's
 	// certificates are kept beside the database, which the service's user
 	// can already write (with systemd, its StateDirectory).
-	addrChosen := getenv("PORT") != "" || getenv("TUTORIALS_ADDR") != ""
-	fs.Visit(func(f *flag.Flag) { addrChosen = addrChosen || f.Name == "addr" })
 	if cfg.https.On() && !addrChosen {
 		cfg.addr = ":443"
 	}

@@ -320,7 +320,7 @@ func TestServeConfigRateLimitFlags(t *testing.T) {
 		{"flag beats environment", []string{"-trust-proxy=false"}, map[string]string{"TUTORIALS_TRUST_PROXY": "1"},
 			config{addr: ":8080", db: "tutorials.db", rate: 10, burst: 20, logFormat: "text"}, ""},
 		{"bad TUTORIALS_TRUST_PROXY", nil, map[string]string{"TUTORIALS_TRUST_PROXY": "yes please"}, config{},
-			`TUTORIALS_TRUST_PROXY: "yes please" is not true or false`},
+			`TUTORIALS_TRUST_PROXY: "yes please" is not a valid -trust-proxy`},
 		{"negative rate", []string{"-rate", "-1"}, nil, config{}, "-rate must be a number, 0 or more"},
 		{"burst of 0", []string{"-burst", "0"}, nil, config{}, "-burst must be at least 1"},
 	}
