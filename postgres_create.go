@@ -41,8 +41,11 @@ import (
 
 const (
 	// createWriters is how many batches are written at once: while one
-	// runs, the creates that arrive gather for the next.
-	createWriters = 2
+	// runs, the creates that arrive gather for the next. One at a time
+	// made as many creates a second as two on the bench's machine, for a
+	// third less of PostgreSQL's CPU each (BENCHMARKS.md): two batches at
+	// once are smaller, and their backends contend for the same index pages.
+	createWriters = 1
 	// createBatch is the most creates one statement writes.
 	createBatch = 32
 )
