@@ -30,9 +30,10 @@ var postgresSchema string
 
 // postgresStore is a Store on one PostgreSQL database.
 type postgresStore struct {
-	db     *pgdb.DB
-	bounds listBounds    // as on SQLite: see postgres_list.go
-	scans  chan struct{} // a slot for each search or deep page under way
+	db      *pgdb.DB
+	bounds  listBounds    // as on SQLite: see postgres_list.go
+	scans   chan struct{} // a slot for each search or deep page under way
+	creates *pgCreates    // the group commit of creates: see postgres_create.go
 }
 
 // openPostgres connects to the database at url and migrates it.
@@ -41,7 +42,8 @@ func openPostgres(ctx context.Context, url string) (*postgresStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &postgresStore{db: db, bounds: defaultListBounds, scans: make(chan struct{}, scanSlots)}, nil
+	return &postgresStore{db: db, bounds: defaultListBounds, scans: make(chan struct{}, scanSlots),
+		creates: &pgCreates{db: db}}, nil
 }
 
 // pgError is err in the model's terms: not reaching the database is
@@ -107,20 +109,10 @@ func (s *postgresStore) TutorialBySlug(ctx context.Context, slug string) (Tutori
 	return scanPgFullTutorial(s.db.QueryRow(ctx, `SELECT `+pgFullTutorialColumns+` FROM tutorials WHERE slug = $1`, slug))
 }
 
+// CreateTutorial writes the create together with those that arrive beside
+// it: see postgres_create.go.
 func (s *postgresStore) CreateTutorial(ctx context.Context, in TutorialInput, now time.Time) (Tutorial, error) {
-	const q = `INSERT INTO tutorials
-		(title, slug, excerpt, content, category, difficulty, estimated_time,
-		 published_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-		RETURNING ` + pgFullTutorialColumns
-	now = now.UTC().Truncate(time.Second)
-	published := now
-	if in.PublishedAt != nil {
-		published = in.PublishedAt.UTC().Truncate(time.Second)
-	}
-	t, err := scanPgFullTutorial(s.db.QueryRow(ctx, q, in.Title, in.Slug, in.Excerpt, in.Content,
-		in.Category, in.Difficulty, in.EstimatedTime, published, now))
-	return t, pgSlugError(err)
+	return s.creates.create(ctx, in, now)
 }
 
 // pgSlugError turns the refusal of a duplicate slug (SQLSTATE 23505 on

@@ -76,28 +76,14 @@ func (s *postgresStore) Load(ctx context.Context, fill func(Loader) error) error
 		if data {
 			return ErrNotEmpty
 		}
-		// The count trigger would update a row of tutorial_counts for every
-		// tutorial, each update a new version of the row that the next must
-		// step over, so that a large copy would slow down as it goes: the
-		// counts are made once, at the end. (Disabling a trigger locks the
-		// table until the commit: nobody uses an empty target meanwhile.)
-		if _, err := tx.Exec(ctx, `ALTER TABLE tutorials DISABLE TRIGGER tutorials_count`); err != nil {
-			return err
-		}
+		// Each COPY is counted in tutorial_counts by the statement's trigger
+		// (postgres_schema.sql, migration 2): one upsert a category and
+		// difficulty for a thousand tutorials.
 		l := &postgresLoader{tx: tx}
 		if err := fill(l); err != nil {
 			return err
 		}
-		if err := l.flush(ctx); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO tutorial_counts (category, difficulty, slot, n)
-			SELECT category, difficulty, 0, count(*) FROM tutorials GROUP BY category, difficulty`)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `ALTER TABLE tutorials ENABLE TRIGGER tutorials_count`)
-		return err
+		return l.flush(ctx)
 	}))
 }
 

@@ -185,3 +185,43 @@ CREATE TABLE api_keys (
     created_at   timestamptz(0) NOT NULL,
     last_used_at timestamptz(0)
 );
+
+-- migration 2: the counts once a statement, not once a row
+-- tutorials_count ran for each row a statement inserted or deleted, each
+-- time an upsert of its own, through a SQL function that PostgreSQL parsed
+-- again in every transaction. A statement of many rows (the group commit of
+-- creates, a COPY) now counts them all in one upsert of each category and
+-- difficulty, read from the statement's transition table; the rows are
+-- upserted in one order, as tutorials_count changes them, so that two
+-- sessions of one slot cannot deadlock on them. PostgreSQL allows a
+-- transition table only in a trigger of one event with no column list: an
+-- UPDATE OF category, difficulty keeps the trigger of migration 1.
+CREATE FUNCTION tutorials_count_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tutorial_counts (category, difficulty, slot, n)
+    SELECT category, difficulty, pg_backend_pid() % 64, count(*) FROM inserted
+    GROUP BY category, difficulty ORDER BY category, difficulty
+    ON CONFLICT (category, difficulty, slot) DO UPDATE SET n = tutorial_counts.n + excluded.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION tutorials_count_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tutorial_counts (category, difficulty, slot, n)
+    SELECT category, difficulty, pg_backend_pid() % 64, -count(*) FROM deleted
+    GROUP BY category, difficulty ORDER BY category, difficulty
+    ON CONFLICT (category, difficulty, slot) DO UPDATE SET n = tutorial_counts.n + excluded.n;
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER tutorials_count ON tutorials;
+CREATE TRIGGER tutorials_count AFTER UPDATE OF category, difficulty ON tutorials
+    FOR EACH ROW EXECUTE FUNCTION tutorials_count();
+CREATE TRIGGER tutorials_count_inserted AFTER INSERT ON tutorials
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION tutorials_count_inserted();
+CREATE TRIGGER tutorials_count_deleted AFTER DELETE ON tutorials
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION tutorials_count_deleted();

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +91,107 @@ func TestConcurrentCreates(t *testing.T) {
 		}
 		if logs := ts.logs.String(); strings.Contains(logs, "locked") || strings.Contains(logs, "level=ERROR") {
 			t.Errorf("the log shows a failed write:\n%s", logs)
+		}
+	})
+}
+
+// TestCreatesAtOnceGetTheirOwnAnswers sends creates to the store all at
+// once, as a group commit gathers them into one write: creates of a slug
+// already taken, several creates of one new slug, and creates that should
+// simply work; then the same with creates beside them that the database
+// refuses (an estimated_time beyond its CHECK, which the API would have
+// refused first). Each gets the answer of its own create, whatever shared
+// its write: the refused ones fail alone, one of the new slug's creates
+// wins, and what is stored, counted and answered agree.
+func TestCreatesAtOnceGetTheirOwnAnswers(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ts := newTestDatabase(t, e)
+		ctx := context.Background()
+		now := ts.clock.now()
+		input := func(slug string) TutorialInput {
+			return TutorialInput{Title: "t", Slug: slug, Category: "backend", Difficulty: "beginner"}
+		}
+		if _, err := ts.store.CreateTutorial(ctx, input("taken"), now); err != nil {
+			t.Fatal(err)
+		}
+		const each = 16
+		want := int64(1)
+		for round, kinds := range [][]string{
+			{"taken slug", "one new slug", "own slug"},
+			{"taken slug", "refused", "one new slug", "own slug"},
+		} {
+			type answer struct {
+				kind string
+				in   TutorialInput
+				t    Tutorial
+				err  error
+			}
+			answers := make([]answer, len(kinds)*each)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range answers {
+				kind := kinds[i%len(kinds)]
+				in := input(fmt.Sprintf("own-%d-%d", round, i))
+				in.Title = fmt.Sprintf("create %d of round %d", i, round)
+				switch kind {
+				case "taken slug":
+					in.Slug = "taken"
+				case "refused":
+					in.EstimatedTime = ptr(int64(100_001))
+				case "one new slug":
+					in.Slug = fmt.Sprint("new-", round)
+				}
+				wg.Go(func() {
+					<-start
+					created, err := ts.store.CreateTutorial(ctx, in, now)
+					answers[i] = answer{kind, in, created, err}
+				})
+			}
+			close(start)
+			wg.Wait()
+
+			got := map[string]map[string]int{}
+			for _, a := range answers {
+				outcome := "created"
+				switch {
+				case errors.Is(a.err, ErrSlugTaken):
+					outcome = "slug taken"
+				case a.err != nil:
+					outcome = "failed"
+				case a.t.Title != a.in.Title:
+					t.Errorf("round %d, %s: %q was answered with the tutorial of %q", round, a.kind, a.in.Title, a.t.Title)
+				default:
+					stored, err := ts.store.TutorialBySlug(ctx, a.t.Slug)
+					if err != nil {
+						t.Errorf("round %d, %s: created %s, then %v", round, a.kind, a.t.Slug, err)
+					} else if diff := cmp.Diff(stored, a.t); diff != "" {
+						t.Errorf("round %d, %s: the answer is not what was stored (-stored +answer):\n%s", round, a.kind, diff)
+					}
+				}
+				if got[a.kind] == nil {
+					got[a.kind] = map[string]int{}
+				}
+				got[a.kind][outcome]++
+			}
+			wantAnswers := map[string]map[string]int{
+				"taken slug":   {"slug taken": each},
+				"one new slug": {"created": 1, "slug taken": each - 1},
+				"own slug":     {"created": each},
+			}
+			if slices.Contains(kinds, "refused") {
+				wantAnswers["refused"] = map[string]int{"failed": each}
+			}
+			if diff := cmp.Diff(wantAnswers, got); diff != "" {
+				t.Errorf("round %d, answers by kind of create (-want +got):\n%s", round, diff)
+			}
+			want += 1 + each
+		}
+		list, err := ts.store.ListTutorials(ctx, ListParams{Page: 1, PerPage: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if list.Total != want || len(list.Tutorials) != int(want) {
+			t.Errorf("the list counts %d and holds %d tutorials, want %d", list.Total, len(list.Tutorials), want)
 		}
 	})
 }
