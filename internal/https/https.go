@@ -373,7 +373,8 @@ func ecdsaHello(name string) *tls.ClientHelloInfo {
 
 // obtain gets name's certificate, from the directory when a valid one is
 // there, else from the CA, and tries again after a failure (see the
-// retry constants) until ctx is done. Once it has one, autocert renews it.
+// retry constants) until ctx is done. Once it has one, autocert renews it,
+// and watch tells the log how that goes.
 func (a *acmeCerts) obtain(ctx context.Context, name string) {
 	wait := retryUnreachable
 	for {
@@ -383,6 +384,7 @@ func (a *acmeCerts) obtain(ctx context.Context, name string) {
 			a.ready[name] = true
 			a.mu.Unlock()
 			a.logger.Info("certificate ready", "name", name, "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+			a.watch(ctx, name, cert.Leaf)
 			return
 		}
 		// autocert's words for a failed validation ("no viable challenge
@@ -399,6 +401,72 @@ func (a *acmeCerts) obtain(ctx context.Context, name string) {
 		case <-time.After(retry):
 		}
 	}
+}
+
+// watchEvery is how often watch looks at a certificate: often enough for
+// the shortest lifetimes a CA gives (six days at Let's Encrypt), and a
+// lookup in memory.
+const watchEvery = time.Hour
+
+// watch looks at name's certificate every watchEvery until ctx is done, and
+// logs what an operator must hear of it: that it was renewed, and when
+// autocert, which renews in silence and tries again in silence after a
+// failure, is late. A certificate that quietly runs out takes the site down.
+func (a *acmeCerts) watch(ctx context.Context, name string, leaf *x509.Certificate) {
+	w := &certWatch{notAfter: leaf.NotAfter}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(watchEvery):
+		}
+		cert, err := a.manager.GetCertificate(ecdsaHello(name))
+		if err != nil {
+			a.logger.Error("certificate not available", "name", name, "error", err)
+			continue
+		}
+		notAfter := cert.Leaf.NotAfter.UTC().Format(time.RFC3339)
+		switch w.look(cert.Leaf, time.Now()) {
+		case renewed:
+			a.logger.Info("certificate renewed", "name", name, "not_after", notAfter)
+		case late:
+			a.logger.Warn("certificate not renewed", "name", name, "not_after", notAfter,
+				"hint", "check that the name's DNS points at this machine and that ports 80 and 443 reach it")
+		}
+	}
+}
+
+// certWatch is what watch remembers of one name's certificate.
+type certWatch struct {
+	notAfter time.Time // of the newest certificate seen
+	warned   time.Time // when late was last reported
+}
+
+// finding is what look finds worth telling.
+type finding int
+
+const (
+	nothingNew finding = iota
+	renewed            // a certificate newer than the last seen
+	late               // renewal overdue: said at most once a day
+)
+
+// look compares leaf, the certificate served at now, with the last seen.
+// autocert renews a certificate in the last third of its life, or its last
+// 30 days when that is shorter; once a third of that time has gone by
+// without a renewal, something is wrong that a person must mend (DNS, a
+// firewall, the CA's rate limits), and there is still time to.
+func (w *certWatch) look(leaf *x509.Certificate, now time.Time) finding {
+	if leaf.NotAfter.After(w.notAfter) {
+		w.notAfter = leaf.NotAfter
+		return renewed
+	}
+	window := min(30*24*time.Hour, leaf.NotAfter.Sub(leaf.NotBefore)/3)
+	if leaf.NotAfter.Sub(now) < window*2/3 && now.Sub(w.warned) >= 24*time.Hour {
+		w.warned = now
+		return late
+	}
+	return nothingNew
 }
 
 // getCertificate is the TLS listener's: the certificate of a name that

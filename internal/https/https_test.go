@@ -5,10 +5,14 @@ package https
 // only what plain HTTP answers, which needs no server.
 
 import (
+	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // refuse answers as the server does, with the status alone.
@@ -48,6 +52,51 @@ func TestPlainHTTPRedirectsToACertifiedName(t *testing.T) {
 			answerPlainHTTP(tt.port, tt.names, refuse).ServeHTTP(rec, req)
 			if got := rec.Header().Get("Location"); rec.Code != http.StatusPermanentRedirect || got != tt.want {
 				t.Errorf("%d to %q, want 308 to %q", rec.Code, got, tt.want)
+			}
+		})
+	}
+}
+
+// autocert renews in silence and fails in silence: the watch says when a
+// certificate was renewed, and, once a day, when its renewal is overdue,
+// with time left to mend it.
+func TestCertWatchSaysWhenRenewalIsLate(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cert := func(notBefore time.Time, lifetime time.Duration) *x509.Certificate {
+		return &x509.Certificate{NotBefore: notBefore, NotAfter: notBefore.Add(lifetime)}
+	}
+	day := 24 * time.Hour
+	ninety := cert(start, 90*day) // renewed in its last 30 days: late with 20 left
+	six := cert(start, 6*day)     // in its last 2 days: late with 32 hours left
+	renewedNinety := cert(start.Add(65*day), 90*day)
+	tests := []struct {
+		name  string
+		looks []*x509.Certificate
+		at    []time.Time
+		want  []finding
+	}{
+		{"a fresh certificate, then in its renewal window", []*x509.Certificate{ninety, ninety, ninety},
+			[]time.Time{start.Add(day), start.Add(60 * day), start.Add(69*day + 23*time.Hour)},
+			[]finding{nothingNew, nothingNew, nothingNew}},
+		{"late: said once a day, not every hour", []*x509.Certificate{ninety, ninety, ninety, ninety},
+			[]time.Time{start.Add(70*day + time.Hour), start.Add(70*day + 2*time.Hour), start.Add(71*day + time.Hour), start.Add(71*day + 5*time.Hour)},
+			[]finding{late, nothingNew, late, nothingNew}},
+		{"renewed, after being late", []*x509.Certificate{ninety, renewedNinety, renewedNinety},
+			[]time.Time{start.Add(75 * day), start.Add(76 * day), start.Add(77 * day)},
+			[]finding{late, renewed, nothingNew}},
+		{"a six-day certificate", []*x509.Certificate{six, six},
+			[]time.Time{start.Add(4*day + 15*time.Hour), start.Add(4*day + 17*time.Hour)},
+			[]finding{nothingNew, late}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &certWatch{notAfter: tt.looks[0].NotAfter}
+			var got []finding
+			for i, leaf := range tt.looks {
+				got = append(got, w.look(leaf, tt.at[i]))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
 			}
 		})
 	}
