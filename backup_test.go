@@ -1,5 +1,9 @@
 package main
 
+// These tests hold the backup command to its promises, on both engines: a
+// copy taken while writers are busy that opens as a store, and never a
+// file replaced that was not meant to be.
+
 import (
 	"bytes"
 	"context"

@@ -1,5 +1,14 @@
 package main
 
+// The handler paths under `go test -bench`, each next to a bare net/http
+// baseline that does the same HTTP work and nothing else. They check
+// nothing but each answer's status: CI runs them briefly, as a smoke run
+// whose log shows time and allocations per path for a person to read, and
+// nothing fails if those grow. The real numbers come from go run ./bench
+// (see BENCHMARKS.md).
+//
+//	go test -run '^$' -bench . -benchmem
+
 import (
 	"context"
 	"fmt"
@@ -15,15 +24,6 @@ import (
 	"time"
 	"tutorials/internal/cache"
 )
-
-// The handler paths under `go test -bench`, each next to a bare net/http
-// baseline that does the same HTTP work and nothing else. They check
-// nothing but each answer's status: CI runs them briefly, as a smoke run
-// whose log shows time and allocations per path for a person to read, and
-// nothing fails if those grow. The real numbers come from go run ./bench
-// (see BENCHMARKS.md).
-//
-//	go test -run '^$' -bench . -benchmem
 
 // benchRows is how many tutorials the benchmarks' database holds.
 const benchRows = 100

@@ -1,5 +1,8 @@
 package main
 
+// This test calls the API from a page in a real browser (Chromium) on
+// another origin, as CORS must allow.
+
 import (
 	"context"
 	"encoding/json"

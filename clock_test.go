@@ -1,5 +1,7 @@
 package main
 
+// This file is the tests' fake clock.
+
 import (
 	"os"
 	"testing"

@@ -1,5 +1,8 @@
 package main
 
+// These tests hold ETags, If-None-Match and If-Match to the contract, on
+// both engines, concurrent editors and edits in a database shell included.
+
 import (
 	"fmt"
 	"net/http"

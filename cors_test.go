@@ -1,5 +1,8 @@
 package main
 
+// These tests hold CORS to what -cors-origins allows, and the setting to
+// what an origin is.
+
 import (
 	"errors"
 	"net/http"

@@ -1,5 +1,8 @@
 package main
 
+// This test runs the program as a hosting platform does: no command, PORT
+// in the environment.
+
 import (
 	"fmt"
 	"net"

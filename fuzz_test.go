@@ -1,5 +1,18 @@
 package main
 
+// The fuzz targets throw generated input at the real handler on a real
+// database and hold every answer to the contract. Each target carries its own
+// oracle: a second, deliberately plain reading of the rules in API.md, so that
+// a 2xx for input the contract forbids is caught, not only a panic or a 5xx.
+//
+// Their seed corpora live in testdata/fuzz/<target>, and run as ordinary
+// tests in every go test. To search for new failures, one target at a time:
+//
+//	go test -run '^$' -fuzz '^FuzzTutorialBody$' -fuzztime 10m -parallel 1
+//
+// A failure the fuzzer finds is written to testdata/fuzz as a new file: keep
+// it there, so the bug stays fixed.
+
 import (
 	"bytes"
 	"context"
@@ -19,19 +32,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// The fuzz targets throw generated input at the real handler on a real
-// database and hold every answer to the contract. Each target carries its own
-// oracle: a second, deliberately plain reading of the rules in API.md, so that
-// a 2xx for input the contract forbids is caught, not only a panic or a 5xx.
-//
-// Their seed corpora live in testdata/fuzz/<target>, and run as ordinary
-// tests in every go test. To search for new failures, one target at a time:
-//
-//	go test -run '^$' -fuzz '^FuzzTutorialBody$' -fuzztime 10m -parallel 1
-//
-// A failure the fuzzer finds is written to testdata/fuzz as a new file: keep
-// it there, so the bug stays fixed.
 
 // Fixed keys, so that seed files can hold a valid Authorization header.
 const (

@@ -1,5 +1,8 @@
 package main
 
+// These tests hold the list's Link header: its pages, its cursors, and
+// the origin it names behind a proxy.
+
 import (
 	"encoding/base64"
 	"encoding/json"

@@ -1,5 +1,8 @@
 package main
 
+// These tests run the program as main does, through run, against a
+// temporary database.
+
 import (
 	"bytes"
 	"context"
@@ -18,9 +21,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// These tests run the program as main does, through run, against a
-// temporary database.
 
 // env returns a getenv that knows only vars.
 func env(vars map[string]string) func(string) string {

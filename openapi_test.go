@@ -1,5 +1,8 @@
 package main
 
+// These tests hold openapi.json to the server: every route, status and
+// security scheme it describes is the server's.
+
 import (
 	"encoding/json"
 	"fmt"

@@ -1,5 +1,8 @@
 package main
 
+// This test holds the PostgreSQL engine's group commit to how it makes a
+// batch; TestCreatesAtOnceGetTheirOwnAnswers tests its answers.
+
 import (
 	"fmt"
 	"testing"

@@ -1,5 +1,10 @@
 package main
 
+// These tests run the program as users do: built with go build, started as
+// a process, stopped with a signal. They prove what only a real process can:
+// that a 2xx survives kill -9, that SIGTERM drains and saves, and that what
+// another process writes is seen at once.
+
 import (
 	"bufio"
 	"bytes"
@@ -17,11 +22,6 @@ import (
 	"testing"
 	"time"
 )
-
-// These tests run the program as users do: built with go build, started as
-// a process, stopped with a signal. They prove what only a real process can:
-// that a 2xx survives kill -9, that SIGTERM drains and saves, and that what
-// another process writes is seen at once.
 
 // buildBinary builds the program into a temporary directory.
 func buildBinary(t *testing.T) string {

@@ -1,5 +1,8 @@
 package main
 
+// These tests hold the rate limits: per key, per address for failed keys,
+// behind a proxy, a key's own limit, and the settings.
+
 import (
 	"context"
 	"fmt"

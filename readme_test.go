@@ -1,5 +1,8 @@
 package main
 
+// These tests hold the README to the program: its curl lines run as
+// written, and it carries no figures that rot.
+
 import (
 	"os"
 	"os/exec"

@@ -1,5 +1,10 @@
 package main
 
+// The proofs of issue 3 that run in the test process: concurrent writers,
+// slow clients, a database that cannot be written, and the limits and
+// headers every response keeps. The proofs that need a process to kill are
+// in process_test.go.
+
 import (
 	"context"
 	"errors"
@@ -18,11 +23,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// The proofs of issue 3 that run in the test process: concurrent writers,
-// slow clients, a database that cannot be written, and the limits and
-// headers every response keeps. The proofs that need a process to kill are
-// in process_test.go.
 
 // ---- Concurrent writers ----
 

@@ -1,5 +1,7 @@
 package main
 
+// These tests hold full-text search (q) to the contract, on both engines.
+
 import (
 	"context"
 	"database/sql"
