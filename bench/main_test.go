@@ -1,5 +1,8 @@
 package main
 
+// These tests check that the bench's databases hold what the server reads,
+// on both engines.
+
 import (
 	"context"
 	"database/sql"

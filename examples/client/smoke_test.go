@@ -1,5 +1,7 @@
 package client_test
 
+// This test calls the real server through the generated client.
+
 import (
 	"bufio"
 	"context"

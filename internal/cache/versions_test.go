@@ -1,5 +1,7 @@
 package cache
 
+// These tests hold Versions to its promise: Latest never goes back.
+
 import (
 	"context"
 	"errors"

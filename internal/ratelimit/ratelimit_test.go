@@ -1,5 +1,8 @@
 package ratelimit
 
+// These tests hold the token buckets to their promises: Retry-After is
+// never early, and buckets are kept and dropped as the package says.
+
 import (
 	"fmt"
 	"math"

@@ -1,5 +1,8 @@
 package sqlitedb
 
+// The scan pool held to its promise: reads that may take long never hold
+// the connections lookups need (see scan.go).
+
 import (
 	"context"
 	"errors"
@@ -7,9 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-// The scan pool held to its promise: reads that may take long never hold
-// the connections lookups need (see scan.go).
 
 func TestScansThatHoldEveryScanConnectionLeaveReadsFree(t *testing.T) {
 	db, _ := openTest(t, Options{ScanConns: 2})

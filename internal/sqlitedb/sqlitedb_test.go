@@ -1,5 +1,10 @@
 package sqlitedb
 
+// The machinery held to the promises that make it safe: group commit,
+// checkpoints, change detection, statement reuse and the file's setup.
+// (How fast it is is measured by go run ./bench, never asserted.) The
+// tests use a schema of their own: nothing here knows about tutorials.
+
 import (
 	"context"
 	"database/sql"
@@ -16,11 +21,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// The machinery held to the promises that make it safe: group commit,
-// checkpoints, change detection, statement reuse and the file's setup.
-// (How fast it is is measured by go run ./bench, never asserted.) The
-// tests use a schema of their own: nothing here knows about tutorials.
 
 const testSchema = `-- migration 1: notes
 CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE);

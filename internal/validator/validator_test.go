@@ -1,5 +1,8 @@
 package validator
 
+// These tests hold the validator to its rules: the first problem of each
+// field, in the order checked.
+
 import (
 	"testing"
 
