@@ -53,11 +53,10 @@ func (h flushAtWarn) WithGroup(name string) slog.Handler {
 // logBuffer gathers the log's lines and writes them out together: every
 // logFlushEvery, when 32 KiB have gathered, at a warning or an error, and
 // when the server stops. Written one by one, each request's line was a
-// system call of its own, a tenth of the time of a GET answered from
-// memory (BENCHMARKS.md). The price: a request line reaches the log up to
-// 100 ms late, and a crash of the process (kill -9, a power cut) loses the
-// request lines of its last 100 ms, never a warning or an error. A normal
-// stop loses none. Access logs are commonly buffered so (nginx's
+// system call of its own, a cost BENCHMARKS.md measures. The price: a
+// request line reaches the log up to logFlushEvery late, and a crash of
+// the process (kill -9, a power cut) loses the request lines of that last
+// moment, never a warning or an error. A normal stop loses none. Access logs are commonly buffered so (nginx's
 // access_log takes buffer= and flush=).
 type logBuffer struct {
 	mu sync.Mutex

@@ -293,8 +293,8 @@ func (s *postgresStore) searchWindow(ctx context.Context, tx pgx.Tx, p ListParam
 // from.
 //
 // Counting a word's matches costs a visit to the table for each on
-// PostgreSQL, whose full-text index does not count: half a second for a
-// word in a tenth of a million tutorials. So the planner's estimate, from
+// PostgreSQL, whose full-text index does not count: for a common word, the
+// most of any search (BENCHMARKS.md). So the planner's estimate, from
 // the statistics ANALYZE keeps, decides where it is clear, and a word is
 // counted (up to the bound) only when its estimate is within a factor of
 // two of the bound, where an estimate could be wrong about the side it is
