@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"tutorials/internal/cache"
+	"tutorials/internal/cors"
 )
 
 // server is the whole HTTP handler of the program, with what it keeps in
@@ -47,7 +48,7 @@ func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, no
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg, store, auth, answers, now)
 	var h http.Handler = muxAnswersInEnvelope(mux)
-	h = allowCORS(cfg.corsOrigins, h)
+	h = cors.Allow(cfg.corsOrigins, h)
 	h = recoverPanics(logger, h)
 	h = logRequests(logger, h)
 	return &server{Handler: h, keys: keys, answers: answers}

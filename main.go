@@ -22,7 +22,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,7 +33,9 @@ import (
 
 	"github.com/mattn/go-isatty"
 
+	"tutorials/internal/cors"
 	"tutorials/internal/https"
+	"tutorials/internal/logbuf"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3". A
@@ -266,8 +267,8 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 			cfg.https.CertDir = "certs"
 		}
 	}
-	if cfg.corsOrigins, err = parseOrigins(corsOrigins); err != nil {
-		return cfg, err
+	if cfg.corsOrigins, err = cors.ParseOrigins(corsOrigins); err != nil {
+		return cfg, usagef("-cors-origins: %v", err)
 	}
 
 	switch {
@@ -281,29 +282,6 @@ func parseServeConfig(args []string, getenv func(string) string) (config, error)
 		return cfg, usagef("-burst must be at least 1")
 	}
 	return cfg, nil
-}
-
-// parseOrigins splits a comma-separated list of origins and checks each. An
-// origin is compared with the browser's Origin header as a string, so each
-// must be written the way a browser writes it: scheme, host and port only,
-// in lower case, no trailing slash. "*" is refused on purpose: the point of
-// the list is to name the pages that may use a key.
-func parseOrigins(list string) ([]string, error) {
-	var origins []string
-	for _, o := range strings.Split(list, ",") {
-		o = strings.TrimSpace(o)
-		if o == "" {
-			continue
-		}
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.User != nil || u.RawPath != "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" ||
-			strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") || o != strings.ToLower(o) {
-			return nil, usagef("-cors-origins: %q is not an origin like https://app.example.com", o)
-		}
-		origins = append(origins, o)
-	}
-	return origins, nil
 }
 
 // ---- serve ----
@@ -324,7 +302,8 @@ const (
 	// releaseIdleEvery is how often the server looks whether its caches
 	// have gone unused long enough to let go of them: see releaseIfIdle.
 	releaseIdleEvery = time.Second
-	// logFlushEvery is how late a log line may be: see logBuffer.
+	// logFlushEvery is how late a request line may reach the log: see
+	// internal/logbuf.
 	logFlushEvery = 100 * time.Millisecond
 )
 
@@ -353,7 +332,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	logOut := newLogBuffer(stderr)
+	logOut := logbuf.New(stderr)
 	defer logOut.Flush() // whatever the way out, after the last line
 	stopFlushing := every(logFlushEvery, func() { logOut.Flush() })
 	defer stopFlushing()
@@ -500,6 +479,17 @@ func bootstrapKey(ctx context.Context, store Store, db string, stderr io.Writer,
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(interface{ Fd() uintptr })
 	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// newLogger returns the server's logger, writing to out in format (text or
+// json). A line of level WARN or above is written out at once, with the
+// lines gathered before it.
+func newLogger(out *logbuf.Buffer, format string) *slog.Logger {
+	var h slog.Handler = slog.NewTextHandler(out, nil)
+	if format == "json" {
+		h = slog.NewJSONHandler(out, nil)
+	}
+	return slog.New(out.FlushAtWarn(h))
 }
 
 // ---- backup ----

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"tutorials/internal/logbuf"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -252,33 +253,6 @@ func TestServeConfig(t *testing.T) {
 	})
 }
 
-func TestLogBufferWritesLinesWhenFlushedOrFull(t *testing.T) {
-	var out bytes.Buffer
-	b := newLogBuffer(&out)
-	b.Write([]byte("one\n"))
-	b.Write([]byte("two\n"))
-	if out.Len() != 0 {
-		t.Errorf("before Flush the log has %q, want nothing yet", out.String())
-	}
-	if err := b.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff("one\ntwo\n", out.String()); diff != "" {
-		t.Errorf("after Flush (-want +got):\n%s", diff)
-	}
-	// A burst bigger than the buffer does not wait for the next Flush.
-	out.Reset()
-	line := strings.Repeat("x", 99) + "\n"
-	for range 400 { // 40 KB
-		b.Write([]byte(line))
-	}
-	// The lines that filled the 32 KiB buffer went out, whole; the
-	// one that did not fit waits with the rest.
-	if want := (32 << 10) / len(line) * len(line); out.Len() != want {
-		t.Errorf("after 40 KB without a Flush the log has %d bytes, want %d: the whole lines that filled the buffer", out.Len(), want)
-	}
-}
-
 // A warning or an error is written out the moment it is logged, after the
 // request lines gathered before it; request lines wait for a flush. So in
 // both formats, through a logger With attributes, and through net/http's
@@ -287,7 +261,7 @@ func TestWarningsAndErrorsAreWrittenAtOnce(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
 			var out bytes.Buffer
-			logger := newLogger(newLogBuffer(&out), format)
+			logger := newLogger(logbuf.New(&out), format)
 			written := func() []string {
 				var msgs []string
 				for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {

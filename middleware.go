@@ -1,7 +1,7 @@
 package main
 
 // This file holds the middleware every request passes through, outermost
-// first in newServer: the log line, panics turned into a 500, CORS, and the
+// first in newServer: the log line, panics turned into a 500, and the
 // mux's own 404 and 405 put into the envelope.
 
 import (
@@ -142,57 +142,6 @@ func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
 			msg := msgInternal
 			writeEnvelope(w, envelope{Error: &msg, Status: http.StatusInternalServerError})
 		}()
-		next.ServeHTTP(w, r)
-	})
-}
-
-// CORS: what a browser page on an allowed origin may send and read.
-const (
-	corsAllowMethods = "GET, HEAD, POST, PUT, PATCH, DELETE"
-	corsAllowHeaders = "Authorization, Content-Type, If-Match, If-None-Match, X-Request-ID"
-	// Without this list a page could read only the simplest response
-	// headers: not where a new tutorial is, nor how long to back off.
-	corsExposeHeaders = "Location, ETag, Link, RateLimit, RateLimit-Policy, Retry-After, X-Request-ID"
-	// corsMaxAge lets a browser reuse a preflight for two hours, the most
-	// Chromium accepts.
-	corsMaxAge = "7200"
-)
-
-// allowCORS lets pages from origins call the API from a browser. It sits
-// outside muxAnswersInEnvelope and the key checks, because a preflight carries
-// neither a route's method nor a key: it asks whether the real request may
-// be sent.
-//
-// An allowed origin gets its own value echoed back, never "*", and never
-// Access-Control-Allow-Credentials: keys travel in Authorization, which a
-// page must add itself, so no cookie is ever at stake. Any other origin gets
-// no CORS header at all, which the browser takes as a refusal; its preflight
-// falls through to the 405 every other OPTIONS gets.
-func allowCORS(origins []string, next http.Handler) http.Handler {
-	if len(origins) == 0 {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		// The answer depends on Origin, so a cache must not hand one
-		// origin's answer to another.
-		h.Add("Vary", "Origin")
-		origin := r.Header.Get("Origin")
-		if origin == "" || !slices.Contains(origins, origin) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		h.Set("Access-Control-Allow-Origin", origin)
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			h.Add("Vary", "Access-Control-Request-Method")
-			h.Add("Vary", "Access-Control-Request-Headers")
-			h.Set("Access-Control-Allow-Methods", corsAllowMethods)
-			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
-			h.Set("Access-Control-Max-Age", corsMaxAge)
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 		next.ServeHTTP(w, r)
 	})
 }
