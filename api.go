@@ -15,13 +15,13 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"tutorials/internal/cache"
 	"tutorials/internal/cors"
+	"tutorials/internal/forwarded"
 )
 
 // server is the whole HTTP handler of the program, with what it keeps in
@@ -241,7 +241,7 @@ func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer], 
 		}
 		// The links are kept relative, as one answer serves every host
 		// name the server is reached by; each request gets its own.
-		w.Header().Set("Link", strings.ReplaceAll(a.link, "<"+listPath, "<"+requestOrigin(r, trustProxy)+listPath))
+		w.Header().Set("Link", strings.ReplaceAll(a.link, "<"+listPath, "<"+forwarded.Origin(r, trustProxy)+listPath))
 		writeEncoded(w, r, http.StatusOK, a.body, a.etag)
 	})
 }
@@ -256,7 +256,7 @@ const listPath = "/api/v1/tutorials"
 // answer, are the same for every way of writing one query: a parameter the
 // server does not know is not in them, per_page over 100 is 100, and a
 // default (per_page=20) is left out. The links it makes are relative; the
-// handler puts the request's origin in front of each (see requestOrigin).
+// handler puts the request's origin in front of each (see internal/forwarded).
 //
 // next also carries a cursor, the position of the page's last item (see
 // cursor.go), so that following it costs the same at any depth; the other
@@ -295,41 +295,6 @@ func pageLinks(p ListParams, totalPages int64, list TutorialList) string {
 	}
 	links = append(links, link(last, "last"))
 	return strings.Join(links, ", ")
-}
-
-// requestOrigin is the scheme and host a client used to reach the server,
-// "https://api.example.com": what makes a link absolute, as clients need
-// it (Python's requests and Node's fetch refuse a relative URL). Behind a
-// reverse proxy the request the server sees is the proxy's, so with
-// trustProxy the proxy's X-Forwarded-Proto and X-Forwarded-Host say what
-// the client used; without it they are ignored, since any client can send
-// them. A forwarded host that is not a plain host[:port] is ignored too: it
-// goes into a header.
-func requestOrigin(r *http.Request, trustProxy bool) string {
-	scheme, host := "http", r.Host
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if trustProxy {
-		if proto := forwarded(r, "X-Forwarded-Proto"); proto == "http" || proto == "https" {
-			scheme = proto
-		}
-		if fh := forwarded(r, "X-Forwarded-Host"); plainHost.MatchString(fh) {
-			host = fh
-		}
-	}
-	return scheme + "://" + host
-}
-
-// plainHost is a host name, an IPv4 address or a bracketed IPv6 address,
-// with a port or without.
-var plainHost = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$`)
-
-// forwarded is the first value of an X-Forwarded- header: the one the proxy
-// nearest the client set, when proxies are chained.
-func forwarded(r *http.Request, name string) string {
-	v, _, _ := strings.Cut(r.Header.Get(name), ",")
-	return strings.TrimSpace(v)
 }
 
 // handleGetTutorial answers one tutorial, from memory when it can.

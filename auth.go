@@ -12,15 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"tutorials/internal/cache"
+	"tutorials/internal/forwarded"
 	"tutorials/internal/ratelimit"
 )
 
@@ -153,7 +152,7 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 
 		var addr string // the client's, needed only to count its failures
 		if a.failures != nil {
-			addr = a.clientAddr(r)
+			addr = forwarded.ClientAddr(r, a.trustProxy)
 			if st := a.failures.Check(addr, ratelimit.Limit(a.limit)); !st.Allowed {
 				writeRateLimited(w, r, st)
 				return
@@ -213,39 +212,6 @@ func (a *authenticator) failed(addr string) {
 	if a.failures != nil {
 		a.failures.Take(addr, ratelimit.Limit(a.limit))
 	}
-}
-
-// clientAddr is the address a request comes from, as failed authentication
-// is counted. Behind a reverse proxy every request comes from the proxy, so
-// with trustProxy the address is the last one in X-Forwarded-For: the one
-// the proxy itself added. Entries before it were written by the client and
-// prove nothing. Without trustProxy the header is ignored, since any client
-// can send one.
-//
-// An IPv6 client usually holds a whole /64 and could change address on
-// every request, so IPv6 addresses count by their /64.
-func (a *authenticator) clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if xff := r.Header.Values("X-Forwarded-For"); a.trustProxy && len(xff) > 0 {
-		last := xff[len(xff)-1]
-		last = strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:])
-		if _, err := netip.ParseAddr(last); err == nil {
-			host = last
-		}
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
 }
 
 // lookup returns the active key that token is, or ErrNotFound.

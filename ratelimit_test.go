@@ -206,40 +206,6 @@ func TestTrustProxy(t *testing.T) {
 	})
 }
 
-func TestClientAddr(t *testing.T) {
-	tests := []struct {
-		name       string
-		remote     string
-		xff        []string
-		trustProxy bool
-		want       string
-	}{
-		{"IPv4", "192.0.2.1:4000", nil, false, "192.0.2.1"},
-		{"header ignored unless trusted", "192.0.2.1:4000", []string{"203.0.113.9"}, false, "192.0.2.1"},
-		{"trusted: the last entry", "10.0.0.1:4000", []string{"198.51.100.1, 203.0.113.9"}, true, "203.0.113.9"},
-		{"trusted: the last of several lines", "10.0.0.1:4000", []string{"198.51.100.1", "203.0.113.9 "}, true, "203.0.113.9"},
-		{"trusted but no header", "10.0.0.1:4000", nil, true, "10.0.0.1"},
-		{"trusted but not an address", "10.0.0.1:4000", []string{"203.0.113.9, unknown"}, true, "10.0.0.1"},
-		{"IPv6 counts by its /64", "[2001:db8:1:2:3:4:5:6]:4000", nil, false, "2001:db8:1:2::/64"},
-		{"same /64, same bucket", "[2001:db8:1:2:ffff::1]:4000", nil, false, "2001:db8:1:2::/64"},
-		{"IPv4 in IPv6 is IPv4", "[::ffff:192.0.2.1]:4000", nil, false, "192.0.2.1"},
-		{"IPv6 from the proxy", "10.0.0.1:4000", []string{"2001:db8::1"}, true, "2001:db8::/64"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a := &authenticator{trustProxy: tt.trustProxy}
-			r := httptest.NewRequest("GET", "/", nil)
-			r.RemoteAddr = tt.remote
-			for _, v := range tt.xff {
-				r.Header.Add("X-Forwarded-For", v)
-			}
-			if got := a.clientAddr(r); got != tt.want {
-				t.Errorf("clientAddr = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 // TestIdleBucketsAreDropped sends failed authentications from 100,000
 // distinct addresses through the real middleware, then lets ten minutes pass
 // on the clock: the buckets go, and memory does not grow with the number of
