@@ -21,6 +21,7 @@ import (
 
 	"tutorials/internal/cache"
 	"tutorials/internal/cors"
+	"tutorials/internal/etag"
 	"tutorials/internal/forwarded"
 )
 
@@ -508,10 +509,10 @@ var openAPIDocument []byte
 // repository.) It needs no key, so that a person can find out how to get
 // one.
 func handleOpenAPI() http.Handler {
-	etag := etagOf(openAPIDocument)
+	tag := etag.Of(openAPIDocument)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("ETag", etag)
-		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag) {
+		w.Header().Set("ETag", tag)
+		if header, ok := etag.Header(r, "If-None-Match"); ok && etag.NoneMatch(header, tag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}

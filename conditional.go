@@ -1,41 +1,24 @@
 package main
 
 // This file holds conditional requests: the ETags of the answers, and
-// If-None-Match and If-Match read from a request.
+// If-None-Match (a 304 when nothing changed) and If-Match (a 412 when
+// somebody else did) read from a request.
+//
+// A tutorial's ETag is its Revision, "id-version". The version moves with
+// every change, whoever makes it, even twice within a second, and ids are
+// never reused: so If-Match becomes a condition of the write itself (see
+// Precondition), and a GET needs no hash. The list has no version of its
+// own: its ETag is a hash of its encoded data.
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"iter"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"tutorials/internal/etag"
 )
-
-// ---- Conditional requests ----
-
-// An ETag names one exact representation of a resource: a client that
-// keeps it can ask "has it changed?" (If-None-Match on a GET, answered 304
-// when it has not) or "write only if nobody changed it since I read it"
-// (If-Match on a write, answered 412 when somebody did).
-//
-// A tutorial's ETag is its Revision, "id-version". The version moves with
-// every change, whoever makes it (a person in the sqlite3 shell included),
-// even twice within a second, which updated_at, in whole seconds, could not
-// tell apart. Ids are never reused, so a tutorial deleted and made again
-// under the same slug never takes up its predecessor's tags. So If-Match
-// becomes a condition of the write itself (see Precondition), and a GET
-// needs no hash. The list has no version of its own: its ETag is a hash of
-// its encoded data.
-
-// etagOf is the strong ETag of encoded data: 128 bits of its SHA-256, quoted
-// as RFC 9110 wants.
-func etagOf(encoded []byte) string {
-	sum := sha256.Sum256(encoded)
-	return `"` + hex.EncodeToString(sum[:16]) + `"`
-}
 
 // tutorialETag is the ETag of t, as a GET of it answers.
 func tutorialETag(t Tutorial) string {
@@ -70,7 +53,7 @@ func writeTutorial(w http.ResponseWriter, r *http.Request, status int, t Tutoria
 
 // encodeTutorial encodes t in the envelope with status, and returns it with
 // t's ETag.
-func encodeTutorial(status int, t Tutorial) (body []byte, etag string, err error) {
+func encodeTutorial(status int, t Tutorial) (body []byte, tag string, err error) {
 	body, _, err = envelopeBytes(status, t)
 	if err != nil {
 		return nil, "", err
@@ -81,12 +64,12 @@ func encodeTutorial(status int, t Tutorial) (body []byte, etag string, err error
 // encodeEnvelope encodes data in the envelope with status, and returns it
 // with a hash of the data as its ETag, for an answer that has no version of
 // its own (a page of the list).
-func encodeEnvelope(status int, data any) (body []byte, etag string, err error) {
+func encodeEnvelope(status int, data any) (body []byte, tag string, err error) {
 	body, encoded, err := envelopeBytes(status, data)
 	if err != nil {
 		return nil, "", err
 	}
-	return body, etagOf(encoded), nil
+	return body, etag.Of(encoded), nil
 }
 
 // envelopeBytes encodes data in the envelope with status, the same bytes
@@ -113,11 +96,11 @@ func envelopeBytes(status int, data any) (body, encoded []byte, err error) {
 
 // writeEncoded writes body, made by encodeEnvelope or encodeTutorial, with
 // its ETag, or 304 Not Modified as writeTutorial says.
-func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byte, etag string) {
+func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byte, tag string) {
 	h := w.Header()
-	h.Set("ETag", etag)
+	h.Set("ETag", tag)
 	if status == http.StatusOK && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		if header, ok := conditionHeader(r, "If-None-Match"); ok && etagMatches(header, etag) {
+		if header, ok := etag.Header(r, "If-None-Match"); ok && etag.NoneMatch(header, tag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
@@ -137,7 +120,7 @@ func writeEncoded(w http.ResponseWriter, r *http.Request, status int, body []byt
 // of ours, matches nothing too: a write the client meant to make
 // conditional is never made blindly.
 func ifMatch(r *http.Request) *Precondition {
-	header, ok := conditionHeader(r, "If-Match")
+	header, ok := etag.Header(r, "If-Match")
 	if !ok {
 		return nil
 	}
@@ -145,8 +128,8 @@ func ifMatch(r *http.Request) *Precondition {
 		return &Precondition{AnyRevision: true}
 	}
 	check := &Precondition{}
-	for etag, weak := range entityTags(header) {
-		if rev, ok := etagRevision(etag); ok && !weak {
+	for tag, weak := range etag.List(header) {
+		if rev, ok := etagRevision(tag); ok && !weak {
 			check.Revisions = append(check.Revisions, rev)
 		}
 	}
@@ -161,56 +144,4 @@ func tutorialMissing(r *http.Request) error {
 		return ErrEditConflict
 	}
 	return ErrNotFound
-}
-
-// conditionHeader returns all the lines of header name as one list, and
-// whether the request had any.
-func conditionHeader(r *http.Request, name string) (string, bool) {
-	values := r.Header.Values(name)
-	return strings.Join(values, ","), len(values) > 0
-}
-
-// etagMatches reports whether header, the value of If-None-Match, is "*" or
-// lists etag. It compares as RFC 9110 (section 8.8.3.2) says If-None-Match
-// does, weakly: a W/ prefix is ignored. (If-Match compares strongly: see
-// ifMatch.) A malformed list matches as far as it could be read.
-func etagMatches(header, etag string) bool {
-	if strings.TrimSpace(header) == "*" {
-		return true
-	}
-	for tag := range entityTags(header) {
-		if tag == etag {
-			return true
-		}
-	}
-	return false
-}
-
-// entityTags yields each entity tag that header, the value of If-Match or
-// If-None-Match, lists, quotes included, and whether it is weak (W/). A
-// malformed list yields the tags before the fault.
-func entityTags(header string) iter.Seq2[string, bool] {
-	return func(yield func(string, bool) bool) {
-		for header = strings.TrimSpace(header); header != ""; {
-			header = strings.TrimLeft(header, " \t,")
-			weak := strings.HasPrefix(header, "W/")
-			if weak {
-				header = header[2:]
-			}
-			// An entity tag is a quoted string without escapes: it ends at
-			// the next quote, and may itself hold commas.
-			if !strings.HasPrefix(header, `"`) {
-				return
-			}
-			end := strings.IndexByte(header[1:], '"')
-			if end < 0 {
-				return
-			}
-			tag := header[:end+2]
-			header = header[end+2:]
-			if !yield(tag, weak) {
-				return
-			}
-		}
-	}
 }
