@@ -190,7 +190,7 @@ func TestListCacheSeesWritesFromAnotherConnection(t *testing.T) {
 			t.Errorf("after another connection's write: total %d, total_pages %d, want 2, 2", page.Total, page.TotalPages)
 		}
 		newest := page.Tutorials[0]
-		next := cursor("-published_at", formatTime(newest.PublishedAt), newest.ID)
+		next := makeCursor("-published_at", formatTime(newest.PublishedAt), newest.ID)
 		if want := strings.ReplaceAll(`<{}/api/v1/tutorials?page=1&per_page=1>; rel="first", <{}/api/v1/tutorials?cursor=`+next+`&page=2&per_page=1>; rel="next", <{}/api/v1/tutorials?page=2&per_page=1>; rel="last"`, "{}", ts.url); after.header.Get("Link") != want {
 			t.Errorf("Link = %q, want %q", after.header.Get("Link"), want)
 		}

@@ -40,9 +40,9 @@ func links(t *testing.T, header string) map[string]string {
 	return got
 }
 
-// cursor is the cursor of the position of the item with key and id in
-// sort, as cursor.go documents it: base64url of the JSON [sort, key, id].
-func cursor(sort, key string, id int64) string {
+// makeCursor is the cursor of the position of the item with key and id in
+// sort, as internal/cursor documents it: base64url of the JSON [sort, key, id].
+func makeCursor(sort, key string, id int64) string {
 	b, _ := json.Marshal([]any{sort, key, id})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
@@ -57,7 +57,7 @@ func TestLinkHeader(t *testing.T) {
 		abs := ts.url + list // links are absolute: what clients such as Python's requests need
 		// Every tutorial is published at the same time, so the list is in id
 		// order: t006 has id 7, t000 id 1.
-		after := func(id int64) string { return "cursor=" + cursor("-published_at", "2026-01-01T00:00:00Z", id) + "&" }
+		after := func(id int64) string { return "cursor=" + makeCursor("-published_at", "2026-01-01T00:00:00Z", id) + "&" }
 
 		tests := []struct {
 			name  string
@@ -105,7 +105,7 @@ func TestLinkHeader(t *testing.T) {
 			}},
 			{"every known parameter is kept; an unknown one is not", "?q=tutorial&category=frontend&sort=title&per_page=1&x=1&x=2&difficulty=beginner&page=1", map[string]string{
 				"first": abs + "?category=frontend&difficulty=beginner&page=1&per_page=1&q=tutorial&sort=title",
-				"next": abs + "?category=frontend&cursor=" + cursor("title", "Tutorial 001", 2) +
+				"next": abs + "?category=frontend&cursor=" + makeCursor("title", "Tutorial 001", 2) +
 					"&difficulty=beginner&page=2&per_page=1&q=tutorial&sort=title",
 				"last": abs + "?category=frontend&difficulty=beginner&page=3&per_page=1&q=tutorial&sort=title",
 			}},

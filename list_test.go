@@ -299,9 +299,9 @@ func TestListBadCursor(t *testing.T) {
 			{"not UTF-8", "cursor=" + base64.RawURLEncoding.EncodeToString([]byte("[\"title\",\"\xff\",1]")), "cursor is not valid"},
 			{"a title with NUL, which no title has", "sort=title&cursor=" + b64(`["title","a\u0000",1]`), "cursor is not valid"},
 			{"too long", "cursor=" + strings.Repeat("A", 4000), "cursor is not valid"},
-			{"of another sort", "sort=title&cursor=" + cursor("-published_at", "2026-01-01T00:00:00Z", 1), "cursor belongs to another sort"},
-			{"of a sort, without one", "cursor=" + cursor("title", "a", 1), "cursor belongs to another sort"},
-			{"in relevance order, which has none", "q=go&cursor=" + cursor("-published_at", "2026-01-01T00:00:00Z", 1), "cursor belongs to another sort"},
+			{"of another sort", "sort=title&cursor=" + makeCursor("-published_at", "2026-01-01T00:00:00Z", 1), "cursor belongs to another sort"},
+			{"of a sort, without one", "cursor=" + makeCursor("title", "a", 1), "cursor belongs to another sort"},
+			{"in relevance order, which has none", "q=go&cursor=" + makeCursor("-published_at", "2026-01-01T00:00:00Z", 1), "cursor belongs to another sort"},
 			{"with other problems", "page=0&cursor=x", "page must be an integer of at least 1; cursor is not valid"},
 		}
 		for _, tt := range tests {

@@ -80,7 +80,7 @@ var scaleCases = []scaleCase{
 // deepCursor is the path of page n+1 of the list in its default order, by
 // the cursor of the last item of page n, whose publish time (as the API
 // writes it) and id are given, as a client that followed next that far
-// would have it (see cursor.go for the format).
+// would have it (see internal/cursor for the format).
 func deepCursor(published string, id int64, n int) string {
 	b, _ := json.Marshal([]any{"-published_at", published, id})
 	return fmt.Sprintf("/api/v1/tutorials?cursor=%s&page=%d", base64.RawURLEncoding.EncodeToString(b), n+1)
