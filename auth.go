@@ -10,8 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -182,7 +180,7 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 
 		if limit := a.keyLimit(key); limit.Rate > 0 {
 			st := a.perKey.Take(strconv.FormatInt(key.ID, 10), ratelimit.Limit(limit))
-			setLimitHeaders(w.Header(), st)
+			st.SetHeaders(w.Header(), "key")
 			if !st.Allowed {
 				writeRateLimited(w, r, st)
 				return
@@ -295,27 +293,8 @@ func (u *keyUsage) save(ctx context.Context, store Store) error {
 	return err
 }
 
-// ---- Rate limits ----
-
-// setLimitHeaders writes the RateLimit-Policy and RateLimit headers of the
-// IETF httpapi draft (draft-ietf-httpapi-ratelimit-headers): the policy (a
-// burst of q requests, refilled in w seconds) and the state of the client's
-// bucket (r requests left, full again in t seconds).
-func setLimitHeaders(h http.Header, st ratelimit.State) {
-	q := st.Limit.Burst
-	h.Set("RateLimit-Policy", fmt.Sprintf(`"key";q=%d;w=%d`, q, wholeSeconds(st.Limit.Refill(float64(q)))))
-	h.Set("RateLimit", fmt.Sprintf(`"key";r=%d;t=%d`, st.Remaining, wholeSeconds(st.UntilFull)))
-}
-
-// writeRateLimited answers 429 with Retry-After in whole seconds, rounded
-// up and at least 1, so that a client that waits as told is never refused
-// again for having come back early.
+// writeRateLimited answers 429, with the Retry-After st says.
 func writeRateLimited(w http.ResponseWriter, r *http.Request, st ratelimit.State) {
-	w.Header().Set("Retry-After", strconv.FormatInt(max(1, wholeSeconds(st.RetryAfter)), 10))
+	st.SetRetryAfter(w.Header())
 	writeError(w, r, &apiError{http.StatusTooManyRequests, "Rate limit exceeded"})
-}
-
-// wholeSeconds is d in seconds, rounded up.
-func wholeSeconds(d time.Duration) int64 {
-	return int64(math.Ceil(d.Seconds()))
 }

@@ -6,6 +6,7 @@
 //	st = l.Check(id, limit)                                // look, spending nothing
 //	st.Allowed, st.Remaining, st.UntilFull, st.RetryAfter
 //	l.Len()                                                // clients remembered
+//	st.SetHeaders(h, "key"); st.SetRetryAfter(h)          // tell the client
 //
 // A bucket holds up to Burst requests and refills at Rate per second, as
 // the caller's Limit says each time: a bucket whose limit changes keeps its
@@ -16,7 +17,10 @@
 package ratelimit
 
 import (
+	"fmt"
 	"math"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -143,4 +147,26 @@ func state(b *rate.Limiter, limit Limit, now time.Time, allowed bool) State {
 		st.RetryAfter = limit.Refill(1 - tokens)
 	}
 	return st
+}
+
+// SetHeaders writes the RateLimit-Policy and RateLimit headers of the IETF
+// httpapi draft (draft-ietf-httpapi-ratelimit-headers), under the policy
+// name: the policy (a burst of q requests, refilled in w seconds) and the
+// state of the client's bucket (r requests left, full again in t seconds).
+func (s State) SetHeaders(h http.Header, name string) {
+	q := s.Limit.Burst
+	h.Set("RateLimit-Policy", fmt.Sprintf(`%q;q=%d;w=%d`, name, q, wholeSeconds(s.Limit.Refill(float64(q)))))
+	h.Set("RateLimit", fmt.Sprintf(`%q;r=%d;t=%d`, name, s.Remaining, wholeSeconds(s.UntilFull)))
+}
+
+// SetRetryAfter writes Retry-After in whole seconds, rounded up and at
+// least 1, so that a client that waits as told is never refused again for
+// having come back early.
+func (s State) SetRetryAfter(h http.Header) {
+	h.Set("Retry-After", strconv.FormatInt(max(1, wholeSeconds(s.RetryAfter)), 10))
+}
+
+// wholeSeconds is d in seconds, rounded up.
+func wholeSeconds(d time.Duration) int64 {
+	return int64(math.Ceil(d.Seconds()))
 }
