@@ -23,6 +23,7 @@ import (
 	"tutorials/internal/cors"
 	"tutorials/internal/etag"
 	"tutorials/internal/forwarded"
+	"tutorials/internal/muxanswers"
 )
 
 // server is the whole HTTP handler of the program, with what it keeps in
@@ -48,7 +49,7 @@ func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, no
 	auth := newAuthenticator(cfg, store, keys, usage, now)
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg, store, auth, answers, now)
-	var h http.Handler = muxAnswersInEnvelope(mux)
+	var h http.Handler = muxanswers.Rewrite(mux, answerMuxInEnvelope)
 	h = cors.Allow(cfg.corsOrigins, h)
 	h = recoverPanics(logger, h)
 	h = logRequests(logger, h)

@@ -14,7 +14,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 )
@@ -146,72 +145,12 @@ func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// muxAnswersInEnvelope answers in the envelope where ServeMux answers on
-// its own: an unknown path (404), a known path with a method it has no
-// route for (405, with the Allow header the mux sets), and a path it would
-// redirect to its clean form (/api//v1/ to /api/v1/), which to an API
-// client names nothing: 404. The mux looks each route up once, as it
-// would alone; what it answers itself is rewritten on its way out.
-func muxAnswersInEnvelope(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mux.ServeHTTP(&muxAnswerWriter{ResponseWriter: w, r: r}, r)
-	})
-}
-
-// muxAnswerWriter rewrites the answers ServeMux writes itself. It tells
-// them from a handler's by their Content-Type: every handler here answers
-// in the JSON envelope, or with no body at all (204, 304), while the mux
-// writes its errors in plain text (http.Error) and its redirects with a
-// Location (http.Redirect).
-type muxAnswerWriter struct {
-	http.ResponseWriter
-	r         *http.Request
-	rewritten bool // the mux's answer was replaced: what it writes next goes nowhere
-}
-
-func (w *muxAnswerWriter) WriteHeader(status int) {
-	if w.rewritten {
-		return
-	}
-	h := w.Header()
-	redirect := 300 <= status && status < 400 && h.Get("Location") != ""
-	if (status < 400 && !redirect) || strings.HasPrefix(h.Get("Content-Type"), "application/json") {
-		w.ResponseWriter.WriteHeader(status)
-		return
-	}
-	w.rewritten = true
-	h.Del("Location")
+// answerMuxInEnvelope answers in the envelope where the mux would answer on
+// its own (see internal/muxanswers): 404, or 405 with the Allow header set.
+func answerMuxInEnvelope(w http.ResponseWriter, r *http.Request, status int) {
+	msg := "Not found"
 	if status == http.StatusMethodNotAllowed {
-		h.Set("Allow", inMethodOrder(h.Get("Allow")))
-		writeError(w.ResponseWriter, w.r, &apiError{http.StatusMethodNotAllowed, "Method not allowed"})
-		return
+		msg = "Method not allowed"
 	}
-	writeError(w.ResponseWriter, w.r, &apiError{http.StatusNotFound, "Not found"})
-}
-
-func (w *muxAnswerWriter) Write(b []byte) (int, error) {
-	if w.rewritten {
-		return len(b), nil
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the real writer.
-func (w *muxAnswerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// methodOrder is the order in which the README lists the methods, and Allow
-// too; ServeMux sorts them by name.
-var methodOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
-
-// inMethodOrder is allow, a list of methods, in methodOrder.
-func inMethodOrder(allow string) string {
-	methods := strings.Split(allow, ", ")
-	rank := func(m string) int {
-		if i := slices.Index(methodOrder, m); i >= 0 {
-			return i
-		}
-		return len(methodOrder)
-	}
-	slices.SortStableFunc(methods, func(a, b string) int { return rank(a) - rank(b) })
-	return strings.Join(methods, ", ")
+	writeError(w, r, &apiError{status, msg})
 }
