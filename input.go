@@ -5,7 +5,6 @@ package main
 // as is the list's query (section 4). Every problem is reported at once.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,9 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 	"unicode/utf8"
 
+	"tutorials/internal/jsontext"
 	"tutorials/internal/validator"
 )
 
@@ -60,10 +59,10 @@ func readObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMess
 	// encoding/json would quietly turn bytes that are not UTF-8, and \u
 	// escapes of half a surrogate pair, into U+FFFD: the text stored would
 	// not be the text sent. Such a body is not JSON (RFC 8259, 8.1 and 8.2).
-	if !utf8.Valid(body) || hasLoneSurrogate(body) {
+	if !utf8.Valid(body) || jsontext.LoneSurrogate(body) {
 		return nil, &apiError{http.StatusBadRequest, "Request body must be valid UTF-8"}
 	}
-	if kind := jsonKind(body); kind != "object" {
+	if kind := jsontext.Kind(body); kind != "object" {
 		return nil, &apiError{http.StatusBadRequest, "Request body must be a JSON object, not " + kind}
 	}
 	var fields map[string]json.RawMessage
@@ -71,58 +70,6 @@ func readObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMess
 		return nil, &apiError{http.StatusBadRequest, msgNotJSON}
 	}
 	return fields, nil
-}
-
-// hasLoneSurrogate reports whether valid JSON holds a \u escape of a UTF-16
-// surrogate that is not one half of a pair, "\ud800" say: no character.
-// In valid JSON a backslash only ever starts an escape inside a string, so
-// the scan needs no parser.
-func hasLoneSurrogate(body []byte) bool {
-	surrogate := func(i int) (rune, bool) { // the escape \uXXXX at body[i:]
-		if i+6 > len(body) || body[i] != '\\' || body[i+1] != 'u' {
-			return 0, false
-		}
-		n, err := strconv.ParseUint(string(body[i+2:i+6]), 16, 16)
-		return rune(n), err == nil && utf16.IsSurrogate(rune(n))
-	}
-	for i := 0; i < len(body); i++ {
-		if body[i] != '\\' {
-			continue
-		}
-		r, ok := surrogate(i)
-		if !ok {
-			i++ // the escaped character, a backslash perhaps
-			continue
-		}
-		low, ok := surrogate(i + 6)
-		if r > 0xdbff || !ok || low < 0xdc00 {
-			return true // a low half first, or a high half alone
-		}
-		i += 11
-	}
-	return false
-}
-
-// jsonKind names the kind of a valid JSON value from its first character.
-func jsonKind(v []byte) string {
-	v = bytes.TrimLeft(v, " \t\r\n")
-	if len(v) == 0 {
-		return "empty"
-	}
-	switch v[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
 }
 
 // ---- Tutorials: validation ----
