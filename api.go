@@ -35,13 +35,10 @@ type server struct {
 	answers answerCaches
 }
 
-// newServer builds the server from its settings and dependencies. Tests
-// build the same one on a temporary database.
-//
-// now is the server's clock, time.Now in the program: every time the server
-// keeps or compares (created_at and updated_at, rate-limit buckets, when a
-// key was last used) comes from it, so that a test that moves a fake clock
-// moves all of them at once.
+// newServer builds the server from its settings and dependencies; tests
+// build the same one on a temporary database. now is its clock (time.Now
+// in the program): every time it keeps or compares comes from now, so that
+// a test's fake clock moves them all at once.
 func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, now func() time.Time) *server {
 	versions := cache.NewVersions(store.Version)
 	keys := newKeyCache(versions, now)
@@ -60,11 +57,9 @@ func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, no
 // before releaseIfIdle lets go of it.
 const releaseAfter = 2 * time.Second
 
-// releaseIfIdle lets go of what the server keeps in memory, each cache once
-// it has gone releaseAfter without a request, by the server's clock.
-// runServe calls it every second. A server that waits hours between two
-// bursts of requests then holds the memory of neither; the first requests
-// after a pause are answered from the database, as after a start.
+// releaseIfIdle lets go of each cache that has gone releaseAfter without a
+// request (runServe calls it every second): a server that waits hours
+// between two bursts of requests holds the memory of neither.
 func (s *server) releaseIfIdle() {
 	s.keys.ReleaseIfIdle()
 	s.answers.list.ReleaseIfIdle()
@@ -201,11 +196,9 @@ type tutorialPage struct {
 }
 
 // handleListTutorials answers a page of the list, from memory when it can.
-//
 // The answers are kept by the parameters as parseListQuery read them, not
-// by the query string: an unknown parameter changes nothing in the answer,
-// so it makes no entry of its own, and every way of writing one query
-// ("page=01", a per_page over 100) is one entry.
+// by the query string, so every way of writing one query ("page=01", an
+// unknown parameter) is one entry.
 func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer], trustProxy bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := readQuery(r.URL.RawQuery)
@@ -252,23 +245,12 @@ func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer], 
 const listPath = "/api/v1/tutorials"
 
 // pageLinks is the Link header of a page of the list (RFC 8288): first,
-// prev, next and last, each the list with p's parameters and only page
-// changed, so that search, filters, sort and per_page carry over. They are
-// the parameters as parseListQuery read them, so that the links, like the
-// answer, are the same for every way of writing one query: a parameter the
-// server does not know is not in them, per_page over 100 is 100, and a
-// default (per_page=20) is left out. The links it makes are relative; the
-// handler puts the request's origin in front of each (see internal/forwarded).
-//
-// next also carries a cursor, the position of the page's last item (see
-// cursor.go), so that following it costs the same at any depth; the other
-// links go to a page by its number. Relevance order has no cursor: it pages
-// by number within the window of its search, which is bounded.
-//
-// There is always a first and a last page: an empty list has one, empty,
-// page. No prev on page 1. There is a next when an item follows this page,
-// so none on the last page, nor past the end; the prev of a page past the
-// end is the last page, back where the items are.
+// prev, next and last, relative, each with p's parameters as
+// parseListQuery read them and only page changed (so unknown parameters
+// and defaults are left out). next also carries a cursor (see cursor.go),
+// so that following it costs the same at any depth. An empty list has one,
+// empty, page; there is no prev on page 1, no next unless an item follows,
+// and the prev of a page past the end is the last page.
 func pageLinks(p ListParams, totalPages int64, list TutorialList) string {
 	q := url.Values{}
 	if p.PerPage != defaultPerPage {
@@ -436,13 +418,8 @@ func readPatch(w http.ResponseWriter, r *http.Request) (TutorialPatch, error) {
 // ---- Responses kept until the next commit ----
 
 // answerCaches are the answers the GET handlers keep, each until anyone
-// commits anything: see internal/cache.
-//
-// The list's pages are small; its bounds only stop a client that asks for
-// endless distinct queries. The tutorials are what takes memory: a server
-// that is read more than written ends up holding every one that was asked
-// for, up to detailCacheBytes, and the answer to a GET is then a map lookup
-// instead of a query and an encoding (BENCHMARKS.md).
+// commits anything (see internal/cache): a GET is then a map lookup instead
+// of a query and an encoding.
 type answerCaches struct {
 	list   *cache.Cache[ListParams, answer]
 	detail *cache.Cache[string, answer] // by slug
@@ -450,7 +427,7 @@ type answerCaches struct {
 
 // The bounds of the caches. The list's stop a client that asks for endless
 // distinct queries; the tutorials' hold a library of 10,000 tutorials of
-// 2 KB, counted as internal/cache counts them. A bigger one is kept in part.
+// 2 KB. A bigger one is kept in part.
 const (
 	listCacheEntries   = 256
 	listCacheBytes     = 4 << 20
@@ -459,9 +436,8 @@ const (
 )
 
 // newAnswerCaches keeps answers by the newest version the key check read
-// (versions.Latest), not by a reading of their own: every route that uses
-// them is behind requireKey, whose check reads the version fresh. See
-// cache.Versions.
+// (versions.Latest), not a reading of their own: every route that uses them
+// is behind requireKey, whose check reads the version fresh.
 func newAnswerCaches(versions *cache.Versions, now func() time.Time) answerCaches {
 	return answerCaches{
 		list: cache.New(cache.Options[ListParams, answer]{
@@ -481,9 +457,8 @@ func newAnswerCaches(versions *cache.Versions, now func() time.Time) answerCache
 
 // answer is what a GET handler needs to answer again: the body made by
 // encodeEnvelope, its ETag, and the list's Link header. body is shared
-// between requests and must never be changed. It is a copy of exactly its
-// length: a body fresh from a bytes.Buffer can have twice its length in
-// room, which would stay taken for as long as the answer is kept.
+// between requests and must never be changed; it is cloned to its length,
+// so that a buffer's spare room is not kept with it.
 type answer struct {
 	body []byte
 	etag string
@@ -498,17 +473,14 @@ func (a answer) size() int {
 // ---- OpenAPI ----
 
 // openAPIDocument describes every route of addRoutes, for people and for
-// tools that generate clients. It is embedded, so the binary serves the
-// document of its own version.
+// tools that generate clients, embedded so that the binary serves its own.
 //
 //go:embed openapi.json
 var openAPIDocument []byte
 
-// handleOpenAPI serves openapi.json in the envelope, as section 1 of the
-// contract asks of every response: the document is the envelope's data.
-// (Tools that want the bare document take .data, or the file in the
-// repository.) It needs no key, so that a person can find out how to get
-// one.
+// handleOpenAPI serves openapi.json as the envelope's data, as the
+// contract asks of every response. It needs no key, so that a person can
+// find out how to get one.
 func handleOpenAPI() http.Handler {
 	tag := etag.Of(openAPIDocument)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -57,7 +57,9 @@ func TestLinkHeader(t *testing.T) {
 		abs := ts.url + list // links are absolute: what clients such as Python's requests need
 		// Every tutorial is published at the same time, so the list is in id
 		// order: t006 has id 7, t000 id 1.
-		after := func(id int64) string { return "cursor=" + makeCursor("-published_at", "2026-01-01T00:00:00Z", id) + "&" }
+		after := func(id int64) string {
+			return "cursor=" + makeCursor("-published_at", "2026-01-01T00:00:00Z", id) + "&"
+		}
 
 		tests := []struct {
 			name  string
