@@ -133,11 +133,8 @@ func newAuthenticator(cfg config, store Store, keys *keyCache, usage *keyUsage, 
 }
 
 // requireKey lets a request through to next only with an active key of the
-// scope need: any key may read, only a write key may write.
-//
-// The key is checked on every request, so a key revoked by "tutorials keys
-// revoke" in another process is refused on the very next request: see
-// newKeyCache for how that stays cheap.
+// scope need: any key may read, only a write key may write. The key is
+// checked on every request (newKeyCache keeps that cheap).
 //
 // The order matters. A client address that has failed too often is refused
 // first, before its key is even read, so that a flood of wrong keys costs
@@ -230,18 +227,12 @@ func (a *authenticator) lookup(ctx context.Context, token string) (APIKey, error
 // keyCache holds the active keys found, by the SHA-256 of the key.
 type keyCache = cache.Cache[[sha256.Size]byte, APIKey]
 
-// newKeyCache returns the cache of keys for store. Like every cache of the
+// newKeyCache returns the cache of active keys. Like every cache of the
 // server it forgets everything when anyone commits anything (see
-// internal/cache): a cached key is only ever used while nothing at all has
-// been written since it was read. So a revocation takes effect on the very
-// next request, wherever it was made, while a server that is only being
-// read answers the key check from memory, after one reading of the
-// version.
-//
-// It holds only keys that exist and are active: a wrong key is an error,
-// and errors are never kept. Its bounds are far above any api_keys table
-// this server is meant for; past them a key is read from the database on
-// every request, which is slower, not wrong.
+// internal/cache), so a revocation takes effect on the very next request,
+// wherever it was made, while a server that is only read checks keys from
+// memory. A wrong key is an error, and errors are never kept. Past its
+// bounds a key is read from the database each time: slower, not wrong.
 func newKeyCache(versions *cache.Versions, now func() time.Time) *keyCache {
 	return cache.New(cache.Options[[sha256.Size]byte, APIKey]{
 		Version:    versions.Read, // fresh on every request: see cache.Versions

@@ -1,15 +1,6 @@
 // Command tutorials serves a versioned JSON API for a library of tutorials,
-// guarded by API keys, on one SQLite file.
-//
-//	tutorials [serve] [flags]                 run the server (the default)
-//	tutorials keys create -name NAME [-scope read|write] [-rate R -burst B]
-//	tutorials keys set-limit ID (-rate R -burst B | -rate 0 | -default)
-//	tutorials keys list
-//	tutorials keys revoke ID
-//	tutorials backup [-force] FILE
-//	tutorials version
-//
-// See README.md for the API and the flags.
+// guarded by API keys, on one SQLite file or on PostgreSQL. Its commands
+// are in usageText, below; README.md has the API and the flags.
 package main
 
 import (
@@ -307,9 +298,8 @@ const (
 	logFlushEvery = 100 * time.Millisecond
 )
 
-// newHTTPServer wraps handler in an http.Server with the limits above. Tests
-// of slow clients use the same server, shortening a timeout on the value it
-// returns rather than through a flag nobody else needs.
+// newHTTPServer wraps handler in an http.Server with the limits above.
+// Tests of slow clients shorten a timeout on the value it returns.
 func newHTTPServer(handler http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           handler,
@@ -423,11 +413,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // every runs job every period in a goroutine of its own, until the stop it
-// returns is called: the serve command's background jobs, each with its
-// own stop, so that runServe ends them in the order it needs. stop waits
-// for a job under way to finish, so that what follows (the last save,
-// closing the database) never runs beside it; calling it again does
-// nothing.
+// returns is called, so that runServe ends each background job in the
+// order it needs. stop waits for a job under way to finish, so that what
+// follows (the last save, closing the database) never runs beside it.
 func every(period time.Duration, job func()) (stop func()) {
 	quit := make(chan struct{})
 	done := make(chan struct{})
