@@ -23,6 +23,7 @@ import (
 	"tutorials/internal/cors"
 	"tutorials/internal/etag"
 	"tutorials/internal/forwarded"
+	"tutorials/internal/lastused"
 	"tutorials/internal/muxanswers"
 )
 
@@ -39,7 +40,7 @@ type server struct {
 // build the same one on a temporary database. now is its clock (time.Now
 // in the program): every time it keeps or compares comes from now, so that
 // a test's fake clock moves them all at once.
-func newServer(cfg config, logger *slog.Logger, store Store, usage *keyUsage, now func() time.Time) *server {
+func newServer(cfg config, logger *slog.Logger, store Store, usage *lastused.Record, now func() time.Time) *server {
 	versions := cache.NewVersions(store.Version)
 	keys := newKeyCache(versions, now)
 	answers := newAnswerCaches(versions, now)

@@ -1,8 +1,9 @@
 package main
 
 // This file decides who a request comes from and what it may do: the keys
-// themselves, the bearer middleware, scopes, rate limits, and what a key
-// costs to use.
+// themselves, the bearer middleware, scopes and rate limits. When each key
+// was last used is kept in memory (internal/lastused) and saved once a
+// minute by runServe.
 
 import (
 	"context"
@@ -13,11 +14,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"tutorials/internal/cache"
 	"tutorials/internal/forwarded"
+	"tutorials/internal/lastused"
 	"tutorials/internal/ratelimit"
 )
 
@@ -106,7 +107,7 @@ func bearerToken(header string) (string, error) {
 // authenticator checks keys. It is shared by every route that needs one.
 type authenticator struct {
 	store Store
-	usage *keyUsage
+	usage *lastused.Record
 	now   func() time.Time // the server's clock: see newServer
 
 	// perKey limits the requests of each key, by its own limit or else
@@ -121,7 +122,7 @@ type authenticator struct {
 	keys *keyCache // the active keys found: see newKeyCache
 }
 
-func newAuthenticator(cfg config, store Store, keys *keyCache, usage *keyUsage, now func() time.Time) *authenticator {
+func newAuthenticator(cfg config, store Store, keys *keyCache, usage *lastused.Record, now func() time.Time) *authenticator {
 	a := &authenticator{store: store, keys: keys, usage: usage, now: now, trustProxy: cfg.trustProxy,
 		perKey: ratelimit.New(now), limit: KeyLimit{Rate: cfg.rate, Burst: cfg.burst}}
 	if cfg.rate > 0 {
@@ -173,7 +174,7 @@ func (a *authenticator) requireKey(need string, next http.Handler) http.Handler 
 			return
 		}
 		requestInfoFrom(r.Context()).keyID = key.ID
-		a.usage.touch(key.ID, a.now())
+		a.usage.Touch(key.ID, a.now())
 
 		if limit := a.keyLimit(key); limit.Rate > 0 {
 			st := a.perKey.Take(strconv.FormatInt(key.ID, 10), ratelimit.Limit(limit))
@@ -242,46 +243,6 @@ func newKeyCache(versions *cache.Versions, now func() time.Time) *keyCache {
 		IdleAfter:  releaseAfter,
 		Now:        now,
 	})
-}
-
-// keyUsage remembers when each key was last used, in memory. Writing
-// last_used_at on every request would turn every read into a database
-// write; instead the server saves these times once a minute and at shutdown.
-type keyUsage struct {
-	mu   sync.Mutex
-	seen map[int64]time.Time
-}
-
-func newKeyUsage() *keyUsage {
-	return &keyUsage{seen: make(map[int64]time.Time)}
-}
-
-// touch records that key id was used at t.
-func (u *keyUsage) touch(id int64, t time.Time) {
-	u.mu.Lock()
-	u.seen[id] = t
-	u.mu.Unlock()
-}
-
-// save writes the times seen since the last save. If the write fails they
-// are kept for the next try, unless a newer use has replaced them meanwhile.
-func (u *keyUsage) save(ctx context.Context, store Store) error {
-	u.mu.Lock()
-	pending := u.seen
-	u.seen = make(map[int64]time.Time)
-	u.mu.Unlock()
-
-	err := store.SaveLastUsed(ctx, pending)
-	if err != nil {
-		u.mu.Lock()
-		for id, t := range pending {
-			if _, newer := u.seen[id]; !newer {
-				u.seen[id] = t
-			}
-		}
-		u.mu.Unlock()
-	}
-	return err
 }
 
 // writeRateLimited answers 429, with the Retry-After st says.

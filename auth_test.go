@@ -147,7 +147,7 @@ func TestLastUsedIsKeptInMemoryUntilSaved(t *testing.T) {
 		if diff := cmp.Diff(map[string]time.Time{"writer": {}, "reader": {}}, lastUsed()); diff != "" {
 			t.Errorf("before saving, a request wrote last_used_at (-want +got):\n%s", diff)
 		}
-		if err := ts.usage.save(ctx, ts.store); err != nil {
+		if err := ts.usage.Save(ctx, ts.store.SaveLastUsed); err != nil {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff(map[string]time.Time{"writer": {}, "reader": used}, lastUsed()); diff != "" {

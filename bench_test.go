@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 	"tutorials/internal/cache"
+	"tutorials/internal/lastused"
 )
 
 // benchRows is how many tutorials the benchmarks' database holds.
@@ -61,7 +62,7 @@ func newBenchServer(b *testing.B) *benchServer {
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	api := newServer(benchConfig(b), logger, store, newKeyUsage(), time.Now)
+	api := newServer(benchConfig(b), logger, store, lastused.New(), time.Now)
 	s := &benchServer{handler: api, answers: api.answers, store: store, key: key}
 	w := s.serve(httptest.NewRequest("GET", "/api/v1/tutorials/tutorial-1", nil))
 	if w.status != http.StatusOK {
@@ -183,7 +184,7 @@ func BenchmarkListTutorials(b *testing.B) {
 // nothing; the baseline is that handler without it.
 func BenchmarkAuth(b *testing.B) {
 	s := newBenchServer(b)
-	auth := newAuthenticator(benchConfig(b), s.store, newKeyCache(cache.NewVersions(s.store.Version), time.Now), newKeyUsage(), time.Now)
+	auth := newAuthenticator(benchConfig(b), s.store, newKeyCache(cache.NewVersions(s.store.Version), time.Now), lastused.New(), time.Now)
 	noContent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})

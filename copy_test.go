@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tutorials/internal/lastused"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -106,7 +107,7 @@ func TestCopyBetweenEngines(t *testing.T) {
 
 			// The copy serves as the source did: its keys work, ETags
 			// hold, and ids go on after the deleted one.
-			dst := &testServer{engine: dir.to, db: to, usage: newKeyUsage(), logs: &syncBuffer{}, clock: src.clock, writeKey: src.writeKey, readKey: src.readKey}
+			dst := &testServer{engine: dir.to, db: to, usage: lastused.New(), logs: &syncBuffer{}, clock: src.clock, writeKey: src.writeKey, readKey: src.readKey}
 			store, err := OpenStore(context.Background(), to)
 			if err != nil {
 				t.Fatal(err)

@@ -133,10 +133,10 @@ func TestLastUsedFromTwoInstancesMerges(t *testing.T) {
 		// The write key is id 1: b saw it last, but a saves after b.
 		early := a.clock.now().Truncate(time.Second)
 		late := early.Add(time.Minute)
-		a.usage.touch(1, early)
-		b.usage.touch(1, late)
+		a.usage.Touch(1, early)
+		b.usage.Touch(1, late)
 		for _, ts := range []*testServer{b, a} {
-			if err := ts.usage.save(ctx, ts.store); err != nil {
+			if err := ts.usage.Save(ctx, ts.store.SaveLastUsed); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -26,6 +26,7 @@ import (
 
 	"tutorials/internal/cors"
 	"tutorials/internal/https"
+	"tutorials/internal/lastused"
 	"tutorials/internal/logbuf"
 )
 
@@ -334,7 +335,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer store.Close() // for the early returns; Close is idempotent
 
-	usage := newKeyUsage()
+	usage := lastused.New()
 	api := newServer(cfg, logger, store, usage, time.Now)
 	srv := newHTTPServer(api, logger)
 	// Listen before logging, so that the log shows the real address (with
@@ -365,7 +366,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	stopSaving := every(saveUsageEvery, func() {
 		// A save cut short by the shutdown is no failure: the last save,
 		// below, writes what it could not.
-		if err := usage.save(ctx, store); err != nil && ctx.Err() == nil {
+		if err := usage.Save(ctx, store.SaveLastUsed); err != nil && ctx.Err() == nil {
 			logger.Error("saving key usage", "error", err)
 		}
 	})
@@ -399,7 +400,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// The shutdown context may be spent by now: the last save gets its own.
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancelSave()
-	if err := usage.save(saveCtx, store); err != nil {
+	if err := usage.Save(saveCtx, store.SaveLastUsed); err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("saving key usage: %w", err))
 	}
 	if err := store.Close(); err != nil {

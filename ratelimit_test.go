@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 	"tutorials/internal/cache"
+	"tutorials/internal/lastused"
 	"tutorials/internal/ratelimit"
 
 	"github.com/google/go-cmp/cmp"
@@ -212,7 +213,7 @@ func TestTrustProxy(t *testing.T) {
 // clients the server has ever seen.
 func TestIdleBucketsAreDropped(t *testing.T) {
 	clock := newFakeClock(t)
-	auth := newAuthenticator(limitedConfig(t, 10, 20), nil, nil, newKeyUsage(), clock.now)
+	auth := newAuthenticator(limitedConfig(t, 10, 20), nil, nil, lastused.New(), clock.now)
 	h := auth.requireKey(scopeRead, http.NotFoundHandler())
 	fail := func(addr string) {
 		r := httptest.NewRequest("GET", "/api/v1/tutorials", nil)

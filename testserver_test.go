@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"tutorials/internal/lastused"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -31,7 +32,7 @@ type testServer struct {
 	calls    *countingStore // the store as the server at url sees it: see cache_test.go
 	engine   engine
 	db       string // the -db value of the database: a SQLite file or a PostgreSQL URL
-	usage    *keyUsage
+	usage    *lastused.Record
 	logs     *syncBuffer
 	clock    *fakeClock // the server's: it moves only when the test moves it
 	api      *server    // the server at url
@@ -105,7 +106,7 @@ func newTestInstance(t *testing.T, ts *testServer, cfg config) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	other := &testServer{store: store, engine: ts.engine, db: ts.db, usage: newKeyUsage(), logs: &syncBuffer{},
+	other := &testServer{store: store, engine: ts.engine, db: ts.db, usage: lastused.New(), logs: &syncBuffer{},
 		clock: ts.clock, writeKey: ts.writeKey, readKey: ts.readKey}
 	return serveTestDatabase(t, other, cfg)
 }
@@ -127,7 +128,7 @@ func openTestDatabase(t testing.TB, e engine, db string) *testServer {
 	}
 	t.Cleanup(func() { store.Close() })
 
-	ts := &testServer{store: store, engine: e, db: db, usage: newKeyUsage(), logs: &syncBuffer{}, clock: newFakeClock(t)}
+	ts := &testServer{store: store, engine: e, db: db, usage: lastused.New(), logs: &syncBuffer{}, clock: newFakeClock(t)}
 	if ts.writeKey, _, err = issueKey(ctx, store, APIKey{Name: "writer", Scope: scopeWrite, CreatedAt: ts.clock.now()}); err != nil {
 		t.Fatal(err)
 	}
