@@ -236,7 +236,9 @@ func handleListTutorials(store Store, answers *cache.Cache[ListParams, answer], 
 			return
 		}
 		// The links are kept relative, as one answer serves every host
-		// name the server is reached by; each request gets its own.
+		// name the server is reached by; each request gets them absolute,
+		// as clients need them (Python's requests and fetch in Node refuse
+		// a relative URL).
 		w.Header().Set("Link", strings.ReplaceAll(a.link, "<"+listPath, "<"+forwarded.Origin(r, trustProxy)+listPath))
 		writeEncoded(w, r, http.StatusOK, a.body, a.etag)
 	})
